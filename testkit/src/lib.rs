@@ -1,0 +1,11 @@
+//! Test-only stand-ins for the parts of AWS that tests can't reach.
+//!
+//! - [`pg`]: a throwaway PostgreSQL server per test run.
+//! - [`ca`]: a test certificate authority made at start-up.
+//! - [`gate`]: the IAM gate, which plays RDS Proxy in front of [`pg`].
+//! - [`rdsapi`]: a local RDS (and STS) Query API for the Describe calls.
+
+pub mod ca;
+pub mod gate;
+pub mod pg;
+pub mod rdsapi;
