@@ -1,0 +1,236 @@
+//! AWS region, credentials and API clients, by `aws-config`.
+//!
+//! Two paths: with keys in the environment and a region at hand, `rdsiam
+//! token --host` needs no files, runtime or network ([`from_env`]); every
+//! other case goes through the SDK's providers ([`load`]), with the instance
+//! metadata service asked once and briefly, so a laptop with no credentials
+//! fails in well under a second instead of after IMDS retries.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use aws_config::environment::region::EnvironmentVariableRegionProvider;
+use aws_config::imds;
+use aws_config::imds::region::ImdsRegionProvider;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::ProfileFileCredentialsProvider;
+use aws_config::profile::ProfileFileRegionProvider;
+use aws_config::provider_config::ProviderConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_types::region::Region;
+
+use crate::error::Failure;
+
+/// Where AWS settings come from: flags (or config) over the SDK's own sources.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AwsSettings {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    /// RDS API endpoint; applies to the RDS client only, never to STS.
+    pub endpoint_url: Option<String>,
+}
+
+/// Resolved region and credentials, plus the config the SDK clients share.
+pub struct Aws {
+    pub region: String,
+    pub credentials: Credentials,
+    endpoint_url: Option<String>,
+    sdk: Option<SdkConfig>,
+}
+
+impl Aws {
+    /// An RDS API client. Panics only if called on a [`from_env`] value,
+    /// which the code never does for network commands.
+    pub fn rds(&self) -> aws_sdk_rds::Client {
+        let mut config = aws_sdk_rds::config::Builder::from(self.sdk());
+        if let Some(url) = &self.endpoint_url {
+            config = config.endpoint_url(url);
+        }
+        aws_sdk_rds::Client::from_conf(config.build())
+    }
+
+    pub fn sts(&self) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::new(self.sdk())
+    }
+
+    fn sdk(&self) -> &SdkConfig {
+        self.sdk
+            .as_ref()
+            .expect("SDK config is loaded on the network path")
+    }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The profile the SDK will use, for messages.
+pub fn profile_name(settings: &AwsSettings) -> String {
+    settings
+        .profile
+        .clone()
+        .or_else(|| env_var("AWS_PROFILE"))
+        .unwrap_or_else(|| "default".to_owned())
+}
+
+/// The fast path: static keys from the environment and a region from the
+/// flag or the environment, with no file read and no runtime. `None` when
+/// the SDK's providers are needed (a `--profile`, keys in files, SSO…).
+pub fn from_env(settings: &AwsSettings) -> Option<Aws> {
+    if settings.profile.is_some() {
+        // An explicit --profile beats keys in the environment, as in the AWS CLI.
+        return None;
+    }
+    let region = settings
+        .region
+        .clone()
+        .or_else(|| env_var("AWS_REGION"))
+        .or_else(|| env_var("AWS_DEFAULT_REGION"))?;
+    let key = env_var("AWS_ACCESS_KEY_ID")?;
+    let secret = env_var("AWS_SECRET_ACCESS_KEY")?;
+    let session = env_var("AWS_SESSION_TOKEN").or_else(|| env_var("AWS_SECURITY_TOKEN"));
+    Some(Aws {
+        region,
+        credentials: Credentials::new(key, secret, session, None, "Environment"),
+        endpoint_url: settings.endpoint_url.clone(),
+        sdk: None,
+    })
+}
+
+/// IMDS is asked once with short timeouts: on EC2 it answers in
+/// milliseconds, elsewhere every retry is a wasted second.
+fn imds_client() -> imds::Client {
+    imds::Client::builder()
+        .connect_timeout(Duration::from_millis(300))
+        .read_timeout(Duration::from_secs(1))
+        .max_attempts(1)
+        .build()
+}
+
+/// Region, credentials and SDK config through the SDK's providers.
+pub async fn load(settings: &AwsSettings) -> Result<Aws> {
+    let imds = imds_client();
+    let region = resolve_region(settings, &imds).await?;
+    let region_value = Region::new(region.clone());
+    let provider_config = ProviderConfig::default().with_region(Some(region_value.clone()));
+
+    let credentials = match &settings.profile {
+        Some(profile) => {
+            let provider = ProfileFileCredentialsProvider::builder()
+                .configure(&provider_config)
+                .profile_name(profile)
+                .build();
+            provider.provide_credentials().await
+        }
+        None => {
+            let mut chain =
+                aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                    .configure(provider_config)
+                    .region(region_value.clone())
+                    .imds_client(imds);
+            if let Some(profile) = env_var("AWS_PROFILE") {
+                chain = chain.profile_name(&profile);
+            }
+            chain.build().await.provide_credentials().await
+        }
+    }
+    .map_err(|err| credentials_failure(settings, &err))?;
+
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(region_value)
+        .credentials_provider(SharedCredentialsProvider::new(credentials.clone()));
+    if let Some(profile) = &settings.profile {
+        loader = loader.profile_name(profile);
+    }
+    let sdk = loader.load().await;
+    Ok(Aws {
+        region,
+        credentials,
+        endpoint_url: settings.endpoint_url.clone(),
+        sdk: Some(sdk),
+    })
+}
+
+async fn resolve_region(settings: &AwsSettings, imds: &imds::Client) -> Result<String> {
+    if let Some(region) = &settings.region {
+        return Ok(region.clone());
+    }
+    let mut profile = ProfileFileRegionProvider::builder();
+    if let Some(name) = &settings.profile {
+        profile = profile.profile_name(name);
+    }
+    let chain = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(profile.build())
+        .or_else(
+            ImdsRegionProvider::builder()
+                .imds_client(imds.clone())
+                .build(),
+        );
+    match chain.region().await {
+        Some(region) => Ok(region.as_ref().to_owned()),
+        None => Err(
+            Failure::aws("no AWS region: the RDS API and the token both need one")
+                .hint(format!(
+                    "pass --region, set AWS_REGION, or add `region = …` to [{}] in ~/.aws/config",
+                    profile_section(&profile_name(settings))
+                ))
+                .into(),
+        ),
+    }
+}
+
+fn profile_section(profile: &str) -> String {
+    if profile == "default" {
+        "default".to_owned()
+    } else {
+        format!("profile {profile}")
+    }
+}
+
+/// Turn a credentials error into what failed and what to run next.
+fn credentials_failure(settings: &AwsSettings, err: &CredentialsError) -> Failure {
+    let profile = profile_name(settings);
+    let detail = DisplayErrorContext(err).to_string();
+    let lower = detail.to_lowercase();
+    if lower.contains("sso")
+        && (lower.contains("expired") || lower.contains("unauthorized") || lower.contains("token"))
+    {
+        return Failure::aws(format!(
+            "the AWS SSO session for profile `{profile}` has expired or was never started"
+        ))
+        .hint(format!("run: aws sso login --profile {profile}"));
+    }
+    match err {
+        CredentialsError::CredentialsNotLoaded(_) => {
+            Failure::aws("no AWS credentials found (environment, ~/.aws files, SSO, container or instance role)")
+                .hint("run `aws configure` or `aws sso login --profile NAME`, pass --profile NAME, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        }
+        _ => Failure::aws(format!("could not load AWS credentials for profile `{profile}`: {detail}"))
+            .hint("check the profile in ~/.aws/config (`aws configure list --profile NAME` shows what the AWS CLI sees)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_flag_disables_the_fast_path() {
+        let settings = AwsSettings {
+            region: Some("eu-west-1".into()),
+            profile: Some("prod".into()),
+            endpoint_url: None,
+        };
+        assert!(from_env(&settings).is_none());
+    }
+
+    #[test]
+    fn profile_sections_are_named_like_the_aws_cli_writes_them() {
+        assert_eq!(profile_section("default"), "default");
+        assert_eq!(profile_section("prod"), "profile prod");
+    }
+}

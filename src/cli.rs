@@ -1,0 +1,235 @@
+//! The command line: clap types only. They stop at `target.rs`, which turns
+//! them into what to reach; nothing below that knows about flags.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::EXIT_CODES_HELP;
+
+const ENV_HELP: &str = "\
+Environment:
+  AWS_PROFILE, AWS_REGION, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+  AWS_SESSION_TOKEN, AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE   read by the AWS SDK as usual
+  AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL   RDS API endpoint (like --endpoint-url)
+  PGUSER, PGDATABASE, PGSSLROOTCERT        defaults for --user, --dbname, --ca-bundle";
+
+/// Reach AWS RDS / Aurora PostgreSQL with IAM authentication, directly or
+/// through RDS Proxy, with no stored password.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rdsiam",
+    version,
+    propagate_version = true,
+    after_help = format!("{ENV_HELP}\n\n{EXIT_CODES_HELP}"),
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a 15-minute IAM auth token for the target (the only command that prints one)
+    #[command(after_help = EXIT_CODES_HELP)]
+    Token(TokenArgs),
+    /// List the RDS proxies, clusters and instances in the region, with IAM auth on or off
+    #[command(after_help = EXIT_CODES_HELP)]
+    List(ListArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+}
+
+/// What to reach and as whom; shared by every command that reaches a database.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TargetArgs {
+    /// RDS Proxy name (exact match first, then case-insensitive)
+    #[arg(long, value_name = "NAME", group = "kind", help_heading = "Target")]
+    pub proxy: Option<String>,
+
+    /// Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)
+    #[arg(long, value_name = "ID", group = "kind", help_heading = "Target")]
+    pub cluster: Option<String>,
+
+    /// With --cluster: the cluster's reader endpoint instead of the writer
+    #[arg(long, requires = "cluster", conflicts_with_all = ["proxy", "instance", "host"], help_heading = "Target")]
+    pub reader: bool,
+
+    /// DB instance identifier
+    #[arg(long, value_name = "ID", group = "kind", help_heading = "Target")]
+    pub instance: Option<String>,
+
+    /// Endpoint host name, used as is (no RDS API call)
+    #[arg(long, value_name = "HOST", group = "kind", help_heading = "Target")]
+    pub host: Option<String>,
+
+    /// Port [default: the API's port, else 5432]
+    #[arg(long, value_name = "N", value_parser = parse_port, help_heading = "Target")]
+    pub port: Option<u16>,
+
+    /// Database user (the role granted rds_iam)
+    #[arg(
+        short = 'U',
+        long,
+        value_name = "USER",
+        env = "PGUSER",
+        help_heading = "Target"
+    )]
+    pub user: Option<String>,
+
+    /// Database name
+    #[arg(
+        short = 'd',
+        long,
+        value_name = "DB",
+        env = "PGDATABASE",
+        help_heading = "Target"
+    )]
+    pub dbname: Option<String>,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// Where AWS settings come from; credentials and the rest belong to the SDK.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AwsArgs {
+    /// AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile's]
+    #[arg(long, value_name = "REGION", help_heading = "AWS")]
+    pub region: Option<String>,
+
+    /// AWS profile from ~/.aws/config [env: AWS_PROFILE]
+    #[arg(long, value_name = "PROFILE", help_heading = "AWS")]
+    pub profile: Option<String>,
+
+    /// RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]
+    #[arg(long, value_name = "URL", help_heading = "AWS")]
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenOutput {
+    /// The token alone
+    Text,
+    /// token, host, port, user, region, expires_at
+    Json,
+    /// `export PG…=` lines for eval
+    Env,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = TokenOutput::Text)]
+    pub output: TokenOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableOutput {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = TableOutput::Table)]
+    pub output: TableOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to print a completion script for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Ports are 1..=65535; 0 means "any" to the OS and never names an endpoint.
+fn parse_port(value: &str) -> Result<u16, String> {
+    match value.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!(
+            "`{value}` is not a port: use a number from 1 to 65535"
+        )),
+        Ok(port) => Ok(port),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("rdsiam").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn token_with_host_parses() {
+        let cli = parse(&[
+            "token",
+            "--host",
+            "h",
+            "--port",
+            "6543",
+            "-U",
+            "u",
+            "--region",
+            "eu-west-1",
+        ])
+        .unwrap();
+        let Command::Token(args) = cli.command else {
+            panic!("not token")
+        };
+        assert_eq!(args.target.host.as_deref(), Some("h"));
+        assert_eq!(args.target.port, Some(6543));
+        assert_eq!(args.target.user.as_deref(), Some("u"));
+        assert_eq!(args.target.aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(args.output, TokenOutput::Text);
+    }
+
+    #[test]
+    fn two_target_kinds_are_a_usage_error() {
+        let err = parse(&["token", "--proxy", "p", "--cluster", "c"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn reader_needs_cluster() {
+        let err = parse(&["token", "--proxy", "p", "--reader"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let err = parse(&["token", "--reader"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn port_out_of_range_is_rejected() {
+        for bad in ["0", "65536", "-1", "http"] {
+            let err = parse(&["token", "--host", "h", &format!("--port={bad}")]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+        }
+    }
+
+    #[test]
+    fn output_formats() {
+        for (flag, want) in [
+            ("text", TokenOutput::Text),
+            ("json", TokenOutput::Json),
+            ("env", TokenOutput::Env),
+        ] {
+            let cli = parse(&["token", "--host", "h", "-o", flag]).unwrap();
+            let Command::Token(args) = cli.command else {
+                panic!()
+            };
+            assert_eq!(args.output, want);
+        }
+    }
+}

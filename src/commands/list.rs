@@ -1,0 +1,71 @@
+//! `rdsiam list`: proxies, clusters and instances in the region, with IAM
+//! auth on or off.
+
+use anyhow::Result;
+
+use crate::aws::{self, AwsSettings};
+use crate::cli::{ListArgs, TableOutput};
+use crate::endpoint::{self, Endpoint};
+use crate::output::{print, print_json, table};
+
+use super::runtime;
+
+pub fn run(args: ListArgs) -> Result<u8> {
+    let settings = AwsSettings {
+        region: args.aws.region.clone(),
+        profile: args.aws.profile.clone(),
+        endpoint_url: args.aws.endpoint_url.clone(),
+    };
+    let endpoints = runtime()?.block_on(async {
+        let aws = aws::load(&settings).await?;
+        let rds = aws.rds();
+        let (proxies, clusters, instances) = tokio::try_join!(
+            endpoint::list_proxies(&rds),
+            endpoint::list_clusters(&rds),
+            endpoint::list_instances(&rds),
+        )?;
+        anyhow::Ok([proxies, clusters, instances].concat())
+    })?;
+    match args.output {
+        TableOutput::Json => print_json(&endpoints)?,
+        TableOutput::Table => print(&format!("{}\n", render(&endpoints)))?,
+    }
+    Ok(0)
+}
+
+fn yes_no(value: Option<bool>) -> &'static str {
+    match value {
+        Some(true) => "on",
+        Some(false) => "off",
+        None => "-",
+    }
+}
+
+fn render(endpoints: &[Endpoint]) -> String {
+    if endpoints.is_empty() {
+        return "no proxies, clusters or instances in this region".to_owned();
+    }
+    let mut t = table(&[
+        "kind",
+        "name",
+        "endpoint",
+        "port",
+        "engine",
+        "status",
+        "iam auth",
+        "tls required",
+    ]);
+    for e in endpoints {
+        t.add_row(vec![
+            e.kind.to_string(),
+            e.name.clone(),
+            e.host.clone(),
+            e.port.to_string(),
+            e.engine.clone().unwrap_or_default(),
+            e.status.clone().unwrap_or_default(),
+            yes_no(e.iam).to_owned(),
+            yes_no(e.require_tls).to_owned(),
+        ]);
+    }
+    t.to_string()
+}

@@ -1,0 +1,457 @@
+//! From a [`Selector`] to an [`Endpoint`] through the RDS API
+//! (DescribeDBProxies, DescribeDBClusters, DescribeDBInstances), following
+//! `Marker` pages; also the listings behind `rdsiam list` and "did you mean".
+
+use std::fmt;
+
+use anyhow::Result;
+use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_rds::types::{DbCluster, DbInstance, DbProxy};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use serde::Serialize;
+
+use crate::error::{Failure, suggestions};
+use crate::target::Selector;
+
+/// PostgreSQL's port, and RDS Proxy's for the POSTGRESQL engine family (the
+/// API does not report a proxy's port).
+pub const DEFAULT_PORT: u16 = 5432;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndpointKind {
+    Proxy,
+    ClusterWriter,
+    ClusterReader,
+    Instance,
+    Host,
+}
+
+impl fmt::Display for EndpointKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EndpointKind::Proxy => "proxy",
+            EndpointKind::ClusterWriter => "cluster",
+            EndpointKind::ClusterReader => "cluster (reader)",
+            EndpointKind::Instance => "instance",
+            EndpointKind::Host => "host",
+        })
+    }
+}
+
+/// Where to connect and what the RDS API said about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    pub kind: EndpointKind,
+    /// The proxy name, cluster or instance identifier, or the host.
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub engine: Option<String>,
+    pub status: Option<String>,
+    /// IAM database authentication on (`None`: unknown, as for `--host`).
+    pub iam: Option<bool>,
+    /// For a proxy: whether it requires TLS.
+    pub require_tls: Option<bool>,
+    /// `prx-…`, `cluster-…` or `db-…`: the id in the `rds-db:connect` ARN.
+    pub resource_id: Option<String>,
+    pub arn: Option<String>,
+}
+
+impl Endpoint {
+    /// An endpoint named by `--host`: nothing known but host and port.
+    pub fn host(host: &str, port: Option<u16>) -> Endpoint {
+        Endpoint {
+            kind: EndpointKind::Host,
+            name: host.to_owned(),
+            host: host.to_owned(),
+            port: port.unwrap_or(DEFAULT_PORT),
+            engine: None,
+            status: None,
+            iam: None,
+            require_tls: None,
+            resource_id: None,
+            arn: None,
+        }
+    }
+
+    /// The resource the caller's policy must allow `rds-db:connect` on.
+    pub fn policy_resource(&self, region: &str, user: &str) -> Option<String> {
+        let arn = self.arn.as_deref()?;
+        let mut parts = arn.split(':');
+        let partition = parts.nth(1)?;
+        let account = parts.nth(2)?;
+        let resource_id = self.resource_id.as_deref()?;
+        Some(format!(
+            "arn:{partition}:rds-db:{region}:{account}:dbuser:{resource_id}/{user}"
+        ))
+    }
+
+    /// The command that turns IAM auth on for this resource.
+    pub fn enable_iam_hint(&self) -> String {
+        match self.kind {
+            EndpointKind::Proxy => format!(
+                "aws rds modify-db-proxy --db-proxy-name {} --default-auth-scheme IAM_AUTH",
+                self.name
+            ),
+            EndpointKind::ClusterWriter | EndpointKind::ClusterReader => format!(
+                "aws rds modify-db-cluster --db-cluster-identifier {} --enable-iam-database-authentication --apply-immediately",
+                self.name
+            ),
+            _ => format!(
+                "aws rds modify-db-instance --db-instance-identifier {} --enable-iam-database-authentication --apply-immediately",
+                self.name
+            ),
+        }
+    }
+}
+
+/// Find the endpoint for `selector`. `port` overrides the API's port.
+pub async fn resolve(
+    rds: &aws_sdk_rds::Client,
+    selector: &Selector,
+    port: Option<u16>,
+) -> Result<Endpoint> {
+    let mut endpoint = match selector {
+        Selector::Host(host) => return Ok(Endpoint::host(host, port)),
+        Selector::Proxy(name) => resolve_proxy(rds, name).await?,
+        Selector::Cluster { id, reader } => resolve_cluster(rds, id, *reader).await?,
+        Selector::Instance(id) => resolve_instance(rds, id).await?,
+    };
+    if let Some(port) = port {
+        endpoint.port = port;
+    }
+    Ok(endpoint)
+}
+
+async fn resolve_proxy(rds: &aws_sdk_rds::Client, name: &str) -> Result<Endpoint> {
+    match rds.describe_db_proxies().db_proxy_name(name).send().await {
+        Ok(out) => {
+            if let Some(proxy) = out.db_proxies().first() {
+                return proxy_endpoint(proxy);
+            }
+        }
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_db_proxy_not_found_fault()) => {}
+        Err(err) => return Err(api_failure("DescribeDBProxies", err).into()),
+    }
+    // The CDK names proxies `PostgreSqlProxy`; people type what they see in
+    // the lower-case endpoint. Accept a unique case-insensitive match.
+    let proxies = list_proxies(rds).await?;
+    let matches: Vec<&Endpoint> = proxies
+        .iter()
+        .filter(|p| p.name.eq_ignore_ascii_case(name))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        _ => Err(not_found("proxy", name, &proxies).into()),
+    }
+}
+
+async fn resolve_cluster(rds: &aws_sdk_rds::Client, id: &str, reader: bool) -> Result<Endpoint> {
+    match rds
+        .describe_db_clusters()
+        .db_cluster_identifier(id)
+        .send()
+        .await
+    {
+        Ok(out) => {
+            if let Some(cluster) = out.db_clusters().first() {
+                return cluster_endpoint(cluster, reader);
+            }
+        }
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_db_cluster_not_found_fault()) => {}
+        Err(err) => return Err(api_failure("DescribeDBClusters", err).into()),
+    }
+    let clusters = list_clusters(rds).await?;
+    Err(not_found("cluster", id, &clusters).into())
+}
+
+async fn resolve_instance(rds: &aws_sdk_rds::Client, id: &str) -> Result<Endpoint> {
+    match rds
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+    {
+        Ok(out) => {
+            if let Some(instance) = out.db_instances().first() {
+                return instance_endpoint(instance);
+            }
+        }
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_db_instance_not_found_fault()) => {}
+        Err(err) => return Err(api_failure("DescribeDBInstances", err).into()),
+    }
+    let instances = list_instances(rds).await?;
+    Err(not_found("instance", id, &instances).into())
+}
+
+fn not_found(what: &str, name: &str, existing: &[Endpoint]) -> Failure {
+    let flag = match what {
+        "proxy" => "--proxy",
+        "cluster" => "--cluster",
+        _ => "--instance",
+    };
+    let mut failure = Failure::aws(format!("no {what} named `{name}` in this region"));
+    let close = suggestions(name, existing.iter().map(|e| e.name.as_str()));
+    failure = if close.is_empty() {
+        failure
+    } else {
+        failure.hint(format!(
+            "did you mean {}?",
+            close
+                .iter()
+                .map(|n| format!("`{flag} {n}`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ))
+    };
+    failure.hint("check --region and --profile; `rdsiam list` shows what this region has")
+}
+
+/// Every proxy in the region, all pages.
+pub async fn list_proxies(rds: &aws_sdk_rds::Client) -> Result<Vec<Endpoint>> {
+    let mut pages = rds.describe_db_proxies().into_paginator().send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| api_failure("DescribeDBProxies", err))?;
+        for proxy in page.db_proxies() {
+            out.push(proxy_endpoint(proxy)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Every cluster in the region (writer endpoints), all pages.
+pub async fn list_clusters(rds: &aws_sdk_rds::Client) -> Result<Vec<Endpoint>> {
+    let mut pages = rds.describe_db_clusters().into_paginator().send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| api_failure("DescribeDBClusters", err))?;
+        for cluster in page.db_clusters() {
+            out.push(cluster_endpoint(cluster, false)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Every instance in the region, all pages.
+pub async fn list_instances(rds: &aws_sdk_rds::Client) -> Result<Vec<Endpoint>> {
+    let mut pages = rds.describe_db_instances().into_paginator().send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| api_failure("DescribeDBInstances", err))?;
+        for instance in page.db_instances() {
+            out.push(instance_endpoint(instance)?);
+        }
+    }
+    Ok(out)
+}
+
+fn proxy_endpoint(proxy: &DbProxy) -> Result<Endpoint> {
+    let name = proxy.db_proxy_name().unwrap_or_default().to_owned();
+    let host = required(proxy.endpoint(), "proxy", &name, "Endpoint")?;
+    // End-to-end IAM (the article's setup) shows as DefaultAuthScheme
+    // IAM_AUTH; older proxies carry IAMAuth on each secret-based auth entry.
+    let iam = proxy.default_auth_scheme() == Some("IAM_AUTH")
+        || proxy.auth().iter().any(|auth| {
+            matches!(
+                auth.iam_auth().map(|m| m.as_str()),
+                Some("REQUIRED" | "ENABLED")
+            )
+        });
+    let arn = proxy.db_proxy_arn().map(str::to_owned);
+    Ok(Endpoint {
+        kind: EndpointKind::Proxy,
+        host,
+        port: DEFAULT_PORT,
+        engine: proxy.engine_family().map(str::to_owned),
+        status: proxy.status().map(|s| s.as_str().to_owned()),
+        iam: Some(iam),
+        require_tls: proxy.require_tls(),
+        resource_id: arn
+            .as_deref()
+            .and_then(|a| a.rsplit(':').next())
+            .map(str::to_owned),
+        arn,
+        name,
+    })
+}
+
+fn cluster_endpoint(cluster: &DbCluster, reader: bool) -> Result<Endpoint> {
+    let name = cluster
+        .db_cluster_identifier()
+        .unwrap_or_default()
+        .to_owned();
+    let (kind, host, field) = if reader {
+        (
+            EndpointKind::ClusterReader,
+            cluster.reader_endpoint(),
+            "ReaderEndpoint",
+        )
+    } else {
+        (EndpointKind::ClusterWriter, cluster.endpoint(), "Endpoint")
+    };
+    Ok(Endpoint {
+        kind,
+        host: required(host, "cluster", &name, field)?,
+        port: api_port(cluster.port()),
+        engine: cluster.engine().map(str::to_owned),
+        status: cluster.status().map(str::to_owned),
+        iam: cluster.iam_database_authentication_enabled(),
+        require_tls: None,
+        resource_id: cluster.db_cluster_resource_id().map(str::to_owned),
+        arn: cluster.db_cluster_arn().map(str::to_owned),
+        name,
+    })
+}
+
+fn instance_endpoint(instance: &DbInstance) -> Result<Endpoint> {
+    let name = instance
+        .db_instance_identifier()
+        .unwrap_or_default()
+        .to_owned();
+    let address = instance.endpoint().and_then(|e| e.address());
+    Ok(Endpoint {
+        kind: EndpointKind::Instance,
+        host: required(address, "instance", &name, "Endpoint.Address")?,
+        port: api_port(instance.endpoint().and_then(|e| e.port())),
+        engine: instance.engine().map(str::to_owned),
+        status: instance.db_instance_status().map(str::to_owned),
+        iam: instance.iam_database_authentication_enabled(),
+        require_tls: None,
+        resource_id: instance.dbi_resource_id().map(str::to_owned),
+        arn: instance.db_instance_arn().map(str::to_owned),
+        name,
+    })
+}
+
+fn api_port(port: Option<i32>) -> u16 {
+    port.and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p != 0)
+        .unwrap_or(DEFAULT_PORT)
+}
+
+/// A resource still being created has no endpoint yet.
+fn required(value: Option<&str>, what: &str, name: &str, field: &str) -> Result<String> {
+    match value {
+        Some(v) if !v.is_empty() => Ok(v.to_owned()),
+        _ => Err(Failure::aws(format!(
+            "{what} `{name}` has no {field} yet (is it still being created?)"
+        ))
+        .hint("wait until `rdsiam list` shows it available, then try again")
+        .into()),
+    }
+}
+
+/// An RDS API error as its AWS code and message, never a Rust debug dump.
+pub fn api_failure<E>(
+    operation: &str,
+    err: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match &err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            let code = e.code().unwrap_or("UnknownError");
+            let message = e.message().unwrap_or("no message");
+            let failure = Failure::aws(format!("RDS API {operation} failed: {code}: {message}"));
+            match code {
+                "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => failure.hint(format!(
+                    "the caller needs `rds:{operation}`; or skip the API with --host ENDPOINT"
+                )),
+                "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" | "ExpiredTokenException" => {
+                    failure.hint("refresh your AWS credentials (aws sso login, or new keys) and try again")
+                }
+                _ => failure.hint("check --region, --profile and --endpoint-url"),
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => Failure::aws(format!(
+            "could not reach the RDS API for {operation}: {}",
+            DisplayErrorContext(&err)
+        ))
+        .hint("check the network and --endpoint-url / AWS_ENDPOINT_URL_RDS"),
+        _ => Failure::aws(format!("RDS API {operation} failed: {}", DisplayErrorContext(&err)))
+            .hint("check --region and --endpoint-url; run again with RUST_LOG unset and report it if it persists"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxy() -> Endpoint {
+        Endpoint {
+            kind: EndpointKind::Proxy,
+            name: "PostgreSqlProxy".into(),
+            host: "postgresqlproxy.proxy-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com".into(),
+            port: 5432,
+            engine: Some("POSTGRESQL".into()),
+            status: Some("available".into()),
+            iam: Some(true),
+            require_tls: Some(true),
+            resource_id: Some("prx-0123456789abcdef0".into()),
+            arn: Some("arn:aws:rds:us-east-1:123456789012:db-proxy:prx-0123456789abcdef0".into()),
+        }
+    }
+
+    #[test]
+    fn policy_resource_uses_the_resource_id() {
+        assert_eq!(
+            proxy().policy_resource("us-east-1", "iamuserapp").unwrap(),
+            "arn:aws:rds-db:us-east-1:123456789012:dbuser:prx-0123456789abcdef0/iamuserapp"
+        );
+        let mut cn = proxy();
+        cn.arn = Some("arn:aws-cn:rds:cn-north-1:111122223333:cluster:c".into());
+        cn.resource_id = Some("cluster-ABC".into());
+        assert_eq!(
+            cn.policy_resource("cn-north-1", "u").unwrap(),
+            "arn:aws-cn:rds-db:cn-north-1:111122223333:dbuser:cluster-ABC/u"
+        );
+        assert_eq!(
+            Endpoint::host("h", None).policy_resource("us-east-1", "u"),
+            None
+        );
+    }
+
+    #[test]
+    fn proxy_from_api_shape() {
+        let api = DbProxy::builder()
+            .db_proxy_name("PostgreSqlProxy")
+            .db_proxy_arn("arn:aws:rds:us-east-1:123456789012:db-proxy:prx-0123456789abcdef0")
+            .endpoint("postgresqlproxy.proxy-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com")
+            .engine_family("POSTGRESQL")
+            .status(aws_sdk_rds::types::DbProxyStatus::Available)
+            .require_tls(true)
+            .default_auth_scheme("IAM_AUTH")
+            .build();
+        assert_eq!(proxy_endpoint(&api).unwrap(), proxy());
+    }
+
+    #[test]
+    fn not_found_suggests_close_names() {
+        let failure = not_found("proxy", "PostgresProxy", &[proxy()]);
+        let text = failure.to_string();
+        assert!(text.contains("no proxy named `PostgresProxy`"), "{text}");
+        assert!(
+            text.contains("did you mean `--proxy PostgreSqlProxy`?"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn host_endpoint_defaults_to_5432() {
+        assert_eq!(Endpoint::host("h", None).port, 5432);
+        assert_eq!(Endpoint::host("h", Some(6543)).port, 6543);
+    }
+}

@@ -1,0 +1,14 @@
+//! rdsiam: reach AWS RDS / Aurora PostgreSQL with IAM authentication.
+//!
+//! The flow (DESIGN.md): flags → [`target::Target`] → RDS API →
+//! [`endpoint::Endpoint`] → SigV4 presign → [`token::Token`] → print, psql,
+//! or a TLS connection. Each step is one module.
+
+pub mod aws;
+pub mod cli;
+pub mod commands;
+pub mod endpoint;
+pub mod error;
+pub mod output;
+pub mod target;
+pub mod token;
