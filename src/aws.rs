@@ -20,7 +20,6 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_types::region::Region;
 
 use crate::error::Failure;
@@ -183,6 +182,20 @@ async fn resolve_region(settings: &AwsSettings, imds: &imds::Client) -> Result<S
     }
 }
 
+/// Each cause's Display, joined; never `Debug`, which dumps SDK internals.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
 fn profile_section(profile: &str) -> String {
     if profile == "default" {
         "default".to_owned()
@@ -194,7 +207,7 @@ fn profile_section(profile: &str) -> String {
 /// Turn a credentials error into what failed and what to run next.
 fn credentials_failure(settings: &AwsSettings, err: &CredentialsError) -> Failure {
     let profile = profile_name(settings);
-    let detail = DisplayErrorContext(err).to_string();
+    let detail = error_chain(err);
     let lower = detail.to_lowercase();
     if lower.contains("sso")
         && (lower.contains("expired") || lower.contains("unauthorized") || lower.contains("token"))
@@ -204,7 +217,21 @@ fn credentials_failure(settings: &AwsSettings, err: &CredentialsError) -> Failur
         ))
         .hint(format!("run: aws sso login --profile {profile}"));
     }
+    // Off EC2 the metadata service is the last provider asked, so its
+    // refusal is what "nothing anywhere" looks like.
+    let from_imds = settings.profile.is_none() && lower.contains("imds");
     match err {
+        _ if from_imds => Failure::aws("no AWS credentials found (environment, ~/.aws files, SSO, container or instance role)")
+            .hint("run `aws configure` or `aws sso login --profile NAME`, pass --profile NAME, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+        CredentialsError::CredentialsNotLoaded(_) | CredentialsError::InvalidConfiguration(_) if settings.profile.is_some() => {
+            let why = if lower.contains("not enabled") || lower.contains("not defined") || lower.contains("could not find") {
+                "it is not defined in ~/.aws/config or ~/.aws/credentials".to_owned()
+            } else {
+                detail
+            };
+            Failure::aws(format!("no usable AWS credentials for profile `{profile}`: {why}"))
+                .hint(format!("`aws configure list-profiles` shows the profiles that exist; create it with `aws configure --profile {profile}` or `aws configure sso --profile {profile}`"))
+        }
         CredentialsError::CredentialsNotLoaded(_) => {
             Failure::aws("no AWS credentials found (environment, ~/.aws files, SSO, container or instance role)")
                 .hint("run `aws configure` or `aws sso login --profile NAME`, pass --profile NAME, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")

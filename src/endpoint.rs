@@ -7,7 +7,6 @@ use std::fmt;
 use anyhow::Result;
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_rds::types::{DbCluster, DbInstance, DbProxy};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use serde::Serialize;
 
 use crate::error::{Failure, suggestions};
@@ -378,10 +377,10 @@ where
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => Failure::aws(format!(
             "could not reach the RDS API for {operation}: {}",
-            DisplayErrorContext(&err)
+            crate::aws::error_chain(&err)
         ))
         .hint("check the network and --endpoint-url / AWS_ENDPOINT_URL_RDS"),
-        _ => Failure::aws(format!("RDS API {operation} failed: {}", DisplayErrorContext(&err)))
+        _ => Failure::aws(format!("RDS API {operation} failed: {}", crate::aws::error_chain(&err)))
             .hint("check --region and --endpoint-url; run again with RUST_LOG unset and report it if it persists"),
     }
 }

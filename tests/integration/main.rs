@@ -1,0 +1,6 @@
+//! One integration-test binary (links once): the real `rdsiam` binary against
+//! the testkit's stand-ins for AWS and a real PostgreSQL.
+
+mod resolve;
+mod support;
+mod token;

@@ -1,0 +1,140 @@
+//! A hermetic environment for running the `rdsiam` binary: temp HOME, static
+//! credentials, no instance metadata, and none of the caller's AWS or PG
+//! variables.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rdsiam_testkit::gate::{TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_KEY};
+use tempfile::TempDir;
+
+pub struct Env {
+    pub home: TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            home: tempfile::tempdir().expect("temp HOME"),
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// `rdsiam` with static test credentials and no region.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = self.bare();
+        cmd.env("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET_ACCESS_KEY);
+        cmd
+    }
+
+    /// `rdsiam` with nothing from the caller's environment but PATH.
+    pub fn bare(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rdsiam"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("XDG_CONFIG_HOME", self.home().join(".config"))
+            .env("XDG_CACHE_HOME", self.home().join(".cache"))
+            .env("XDG_DATA_HOME", self.home().join(".local/share"))
+            .env("AWS_CONFIG_FILE", self.home().join(".aws/config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.home().join(".aws/credentials"),
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env(
+                "RDSIAM_CONFIG",
+                self.home().join("no-such-rdsiam-config.toml"),
+            );
+        cmd
+    }
+
+    /// Write `~/.aws/NAME`.
+    pub fn aws_file(&self, name: &str, text: &str) -> PathBuf {
+        let dir = self.home().join(".aws");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+pub const REGION: &str = TEST_REGION;
+
+/// The result of one run, with its text decoded.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("rdsiam runs");
+    let run = Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(stderr).expect("stderr is UTF-8"),
+    };
+    // No command may ever panic or dump Rust debug output at a user.
+    assert!(!run.stderr.contains("panicked"), "panic: {}", run.stderr);
+    assert!(
+        !run.stderr.contains("RUST_BACKTRACE"),
+        "panic: {}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains(" { "),
+        "debug dump on stderr: {}",
+        run.stderr
+    );
+    run
+}
+
+/// Run and expect exit `code`, returning the run for more checks.
+#[track_caller]
+pub fn expect(cmd: &mut Command, code: i32) -> Run {
+    let run = run(cmd);
+    assert_eq!(
+        run.code, code,
+        "exit code\nstdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    if code != 0 {
+        assert!(
+            run.stderr.starts_with("rdsiam: ") || run.stderr.starts_with("error: "),
+            "stderr: {}",
+            run.stderr
+        );
+    }
+    run
+}
+
+/// The X-Amz-Date of a token, as unix seconds.
+pub fn token_time(token: &str) -> i64 {
+    let date = token
+        .split('&')
+        .find_map(|p| p.strip_prefix("X-Amz-Date="))
+        .expect("token has X-Amz-Date");
+    let dt = aws_smithy_types::DateTime::from_str(
+        &format!(
+            "{}-{}-{}T{}:{}:{}Z",
+            &date[0..4],
+            &date[4..6],
+            &date[6..8],
+            &date[9..11],
+            &date[11..13],
+            &date[13..15]
+        ),
+        aws_smithy_types::date_time::Format::DateTime,
+    )
+    .unwrap();
+    dt.secs()
+}
