@@ -12,6 +12,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, date_time_ymd,
 };
+use sha2::{Digest, Sha256};
 
 /// A self-signed CA that can issue server certificates.
 pub struct TestCa {
@@ -31,9 +32,12 @@ impl TestCa {
         let key = KeyPair::generate().context("generating the test CA key")?;
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
+        // A name unique to this key: an unrelated CA with the same name would make verifiers
+        // report a bad signature instead of the unknown issuer a real wrong CA gives.
+        let tag = hex::encode(&Sha256::digest(key.public_key_raw())[..6]);
         params
             .distinguished_name
-            .push(DnType::CommonName, "rdsiam test CA");
+            .push(DnType::CommonName, format!("rdsiam test CA {tag}"));
         params
             .distinguished_name
             .push(DnType::OrganizationName, "rdsiam testkit");
