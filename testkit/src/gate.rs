@@ -434,7 +434,7 @@ impl Drop for LiveGuard {
 async fn serve(mut tcp: TcpStream, sh: Arc<Shared>, fault: Fault) -> Result<()> {
     let mut gss_answered = false;
     let first = loop {
-        let Some(pkt) = read_startup_packet(&mut tcp).await? else {
+        let Some(pkt) = patiently(read_startup_packet(&mut tcp)).await?? else {
             return Ok(());
         };
         if fault == Fault::StallHandshake {
@@ -453,14 +453,14 @@ async fn serve(mut tcp: TcpStream, sh: Arc<Shared>, fault: Fault) -> Result<()> 
     match packet_code(&first) {
         SSL_REQUEST => {
             tcp.write_all(b"S").await?;
-            let mut tls = match sh.acceptor(&fault).accept(tcp).await {
+            let mut tls = match patiently(sh.acceptor(&fault).accept(tcp)).await? {
                 Ok(t) => t,
                 Err(e) => {
                     sh.event("rejected reason=tls-handshake".to_string());
                     return Err(anyhow!(e).context("TLS handshake with the client"));
                 }
             };
-            let Some(pkt) = read_startup_packet(&mut tls).await? else {
+            let Some(pkt) = patiently(read_startup_packet(&mut tls)).await?? else {
                 return Ok(());
             };
             match packet_code(&pkt) {
@@ -519,7 +519,7 @@ where
     // AuthenticationCleartextPassword, as RDS asks for the IAM token.
     client.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3]).await?;
     client.flush().await?;
-    let (kind, body) = match read_message(&mut client, 64 * 1024).await {
+    let (kind, body) = match patiently(read_message(&mut client, 64 * 1024)).await? {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
             // psql does this when it has no password yet: it hangs up, prompts, reconnects.
@@ -552,7 +552,10 @@ where
         return Ok(());
     }
 
-    let mut backend = match connect_backend(sh, &startup).await {
+    let mut backend = match patiently(connect_backend(sh, &startup))
+        .await
+        .and_then(|r| r)
+    {
         Ok(b) => b,
         Err(e) => {
             sh.event(format!("failed user={shown} reason=backend-unreachable"));
@@ -565,7 +568,7 @@ where
             return Err(e);
         }
     };
-    let greeting = match read_backend_greeting(&mut backend).await? {
+    let greeting = match patiently(read_backend_greeting(&mut backend)).await?? {
         Greeting::Ready(bytes) => bytes,
         Greeting::Refused {
             bytes,
@@ -586,7 +589,7 @@ where
         }
     };
     // As on an RDS instance, IAM login needs membership in rds_iam.
-    if !is_rds_iam_member(&mut backend).await? {
+    if !patiently(is_rds_iam_member(&mut backend)).await?? {
         sh.event(format!("rejected user={shown} reason=no-rds-iam"));
         let _ = backend.write_all(&[b'X', 0, 0, 0, 4]).await;
         let _ = backend.flush().await;
@@ -623,6 +626,16 @@ where
         ));
     }
     Ok(())
+}
+
+/// How long any one step before the splice may take; a client that opens a connection and
+/// goes quiet (or a wedged backend) must not hold a task forever in a long-running sandbox.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn patiently<F: std::future::Future>(f: F) -> Result<F::Output> {
+    tokio::time::timeout(STEP_TIMEOUT, f)
+        .await
+        .map_err(|_| anyhow!("timed out after {STEP_TIMEOUT:?}"))
 }
 
 /// A client stream that refuses to carry more than `left` bytes towards the client, which is
