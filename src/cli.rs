@@ -1,6 +1,8 @@
 //! The command line: clap types only. They stop at `target.rs`, which turns
 //! them into what to reach; nothing below that knows about flags.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::EXIT_CODES_HELP;
@@ -31,6 +33,9 @@ pub enum Command {
     /// Print a 15-minute IAM auth token for the target (the only command that prints one)
     #[command(after_help = EXIT_CODES_HELP)]
     Token(TokenArgs),
+    /// Connect over verified TLS and show who you are (user, database, server, TLS, AWS identity)
+    #[command(after_help = EXIT_CODES_HELP)]
+    Check(CheckArgs),
     /// List the RDS proxies, clusters and instances in the region, with IAM auth on or off
     #[command(after_help = EXIT_CODES_HELP)]
     List(ListArgs),
@@ -123,6 +128,75 @@ pub struct TokenArgs {
     /// Output format
     #[arg(short, long, value_enum, default_value_t = TokenOutput::Text)]
     pub output: TokenOutput,
+}
+
+/// How to reach the endpoint and how to trust it; shared by check, psql and sql.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConnArgs {
+    /// Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH
+    /// tunnel); the token and TLS still name the real endpoint
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        env = "RDSIAM_VIA",
+        help_heading = "Connection"
+    )]
+    pub via: Option<String>,
+
+    /// TLS verification; the token is a cleartext password, so there is no mode without TLS
+    #[arg(long, value_enum, default_value_t = SslMode::VerifyFull, help_heading = "Connection")]
+    pub sslmode: SslMode,
+
+    /// PEM file of trusted roots, replacing the built-in RDS + Amazon bundle
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PGSSLROOTCERT",
+        help_heading = "Connection"
+    )]
+    pub ca_bundle: Option<PathBuf>,
+
+    /// Seconds to wait for TCP, TLS and login together
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Connection")]
+    pub connect_timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum SslMode {
+    /// Verify the chain and that the certificate names the endpoint host
+    #[default]
+    VerifyFull,
+    /// Verify the chain only
+    VerifyCa,
+    /// Encrypt without verifying (not recommended)
+    Require,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    /// Fail with exit 6 unless the session's current_user is USER
+    #[arg(long, value_name = "USER")]
+    pub expect_user: Option<String>,
+
+    /// Skip the STS GetCallerIdentity call
+    #[arg(long)]
+    pub no_aws_identity: bool,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = CheckOutput::Text)]
+    pub output: CheckOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckOutput {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

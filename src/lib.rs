@@ -5,8 +5,10 @@
 //! or a TLS connection. Each step is one module.
 
 pub mod aws;
+pub mod ca;
 pub mod cli;
 pub mod commands;
+pub mod connect;
 pub mod endpoint;
 pub mod error;
 pub mod output;

