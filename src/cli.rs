@@ -36,6 +36,9 @@ pub enum Command {
     /// Connect over verified TLS and show who you are (user, database, server, TLS, AWS identity)
     #[command(after_help = EXIT_CODES_HELP)]
     Check(CheckArgs),
+    /// Start psql with a fresh token in PGPASSWORD (never in argv); psql's exit status is ours
+    #[command(after_help = EXIT_CODES_HELP)]
+    Psql(PsqlArgs),
     /// List the RDS proxies, clusters and instances in the region, with IAM auth on or off
     #[command(after_help = EXIT_CODES_HELP)]
     List(ListArgs),
@@ -191,6 +194,27 @@ pub struct CheckArgs {
     /// Output format
     #[arg(short, long, value_enum, default_value_t = CheckOutput::Text)]
     pub output: CheckOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct PsqlArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    /// The psql binary to run [default: psql on PATH]
+    #[arg(long, value_name = "PATH", env = "RDSIAM_PSQL")]
+    pub psql: Option<PathBuf>,
+
+    /// Show the environment psql would get (password masked) and exit
+    #[arg(long)]
+    pub print_env: bool,
+
+    /// Arguments passed to psql unchanged (after `--`)
+    #[arg(last = true, value_name = "PSQL_ARGS", allow_hyphen_values = true)]
+    pub psql_args: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

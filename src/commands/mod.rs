@@ -4,6 +4,7 @@
 mod check;
 mod completions;
 mod list;
+mod psql;
 mod token;
 
 use std::time::SystemTime;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Token(args) => token::run(args),
         Command::Check(args) => check::run(args),
         Command::List(args) => list::run(args),
+        Command::Psql(args) => psql::run(args),
         Command::Completions(args) => completions::run(args),
     }
 }

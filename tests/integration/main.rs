@@ -3,6 +3,7 @@
 
 mod check;
 mod db;
+mod psql;
 mod resolve;
 mod support;
 mod token;

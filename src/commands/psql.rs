@@ -1,0 +1,193 @@
+//! `rdsiam psql`: hand psql a fresh token the safe way. The token goes in
+//! `PGPASSWORD` (never argv, never printed), and we exec psql so signals and
+//! the exit status are psql's own.
+
+use std::ffi::OsString;
+use std::net::ToSocketAddrs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Result;
+
+use crate::ca::Roots;
+use crate::cli::{PsqlArgs, SslMode};
+use crate::connect::Via;
+use crate::error::{Failure, Kind};
+use crate::output::{print, shell_quote};
+use crate::target::Target;
+
+use super::resolve_blocking;
+
+/// Variables we set; any inherited value of these would fight ours.
+const MANAGED: &[&str] = &[
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGUSER",
+    "PGDATABASE",
+    "PGPASSWORD",
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGAPPNAME",
+    "PGCONNECT_TIMEOUT",
+    "PGSERVICE",
+];
+
+pub fn run(args: PsqlArgs) -> Result<u8> {
+    let target = Target::from_args(&args.target)?;
+    let via = args.conn.via.as_deref().map(Via::parse).transpose()?;
+    let roots = match &args.conn.ca_bundle {
+        Some(path) if !path.as_os_str().is_empty() => Roots::File(path.clone()),
+        _ => Roots::BuiltIn,
+    };
+    let psql = find_psql(args.psql.as_deref())?;
+    let resolved = resolve_blocking(&target)?;
+    let endpoint = &resolved.endpoint;
+
+    let mut env: Vec<(&str, String)> = vec![("PGHOST", endpoint.host.clone())];
+    match &via {
+        // libpq connects to hostaddr but verifies the certificate against PGHOST.
+        Some(via) => {
+            env.push(("PGHOSTADDR", numeric_addr(via)?));
+            env.push(("PGPORT", via.port.to_string()));
+        }
+        None => env.push(("PGPORT", endpoint.port.to_string())),
+    }
+    env.push(("PGUSER", target.user.clone()));
+    if let Some(db) = &target.dbname {
+        env.push(("PGDATABASE", db.clone()));
+    }
+    env.push(("PGSSLMODE", sslmode_name(args.conn.sslmode).to_owned()));
+    env.push((
+        "PGSSLROOTCERT",
+        roots.file()?.to_string_lossy().into_owned(),
+    ));
+    env.push(("PGAPPNAME", "rdsiam".to_owned()));
+    env.push(("PGCONNECT_TIMEOUT", args.conn.connect_timeout.to_string()));
+
+    if args.print_env {
+        let mut text: String = env
+            .iter()
+            .map(|(k, v)| format!("{k}={}\n", shell_quote(v)))
+            .collect();
+        text.push_str("PGPASSWORD='<IAM token, valid 15 minutes>'\n");
+        text.push_str(&format!("exec {}", shell_quote(&psql.to_string_lossy())));
+        for arg in &args.psql_args {
+            text.push(' ');
+            text.push_str(&shell_quote(&arg.to_string_lossy()));
+        }
+        text.push('\n');
+        print(&text)?;
+        return Ok(0);
+    }
+
+    let token = resolved.mint()?;
+    let mut command = Command::new(&psql);
+    command.args(&args.psql_args);
+    for name in MANAGED {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    command.env("PGPASSWORD", token.value.expose());
+    exec(command, &psql)
+}
+
+fn sslmode_name(mode: SslMode) -> &'static str {
+    match mode {
+        SslMode::VerifyFull => "verify-full",
+        SslMode::VerifyCa => "verify-ca",
+        SslMode::Require => "require",
+    }
+}
+
+/// libpq's hostaddr must be numeric: resolve the tunnel's name here.
+fn numeric_addr(via: &Via) -> Result<String> {
+    let mut addrs = (via.host.as_str(), via.port)
+        .to_socket_addrs()
+        .map_err(|err| {
+            Failure::network(format!("cannot resolve --via host `{}`: {err}", via.host))
+                .hint("pass the tunnel's address, e.g. --via 127.0.0.1:15432")
+        })?;
+    match addrs.next() {
+        Some(addr) => Ok(addr.ip().to_string()),
+        None => Err(Failure::network(format!("--via host `{}` has no address", via.host)).into()),
+    }
+}
+
+const INSTALL_HINT: &str = "install psql: Debian/Ubuntu `sudo apt-get install postgresql-client`, macOS `brew install libpq && brew link --force libpq`, Amazon Linux `sudo dnf install postgresql16`; or pass --psql PATH (RDSIAM_PSQL), or use `rdsiam sql`";
+
+/// The psql to run: `--psql`/`RDSIAM_PSQL`, else `psql` on PATH.
+fn find_psql(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit.filter(|p| !p.as_os_str().is_empty()) {
+        if path.components().count() > 1 {
+            return if is_executable(path) {
+                Ok(path.to_owned())
+            } else {
+                Err(Failure::new(
+                    Kind::Other,
+                    format!("--psql {} is not an executable file", path.display()),
+                )
+                .hint(INSTALL_HINT)
+                .into())
+            };
+        }
+        return search_path(path.as_os_str()).ok_or_else(|| {
+            Failure::new(
+                Kind::Other,
+                format!("--psql `{}` is not on PATH", path.display()),
+            )
+            .hint(INSTALL_HINT)
+            .into()
+        });
+    }
+    search_path(&OsString::from("psql")).ok_or_else(|| {
+        Failure::new(Kind::Other, "psql is not installed (not found on PATH)")
+            .hint(INSTALL_HINT)
+            .into()
+    })
+}
+
+fn search_path(name: &std::ffi::OsStr) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        path.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        path.is_file()
+    }
+}
+
+/// Become psql. Only returns if exec itself failed.
+#[cfg(unix)]
+fn exec(mut command: Command, psql: &Path) -> Result<u8> {
+    use std::os::unix::process::CommandExt;
+    let err = command.exec();
+    Err(
+        Failure::new(Kind::Other, format!("cannot run {}: {err}", psql.display()))
+            .hint(INSTALL_HINT)
+            .into(),
+    )
+}
+
+/// Without exec, run psql as a child and pass its status through.
+#[cfg(not(unix))]
+fn exec(mut command: Command, psql: &Path) -> Result<u8> {
+    let status = command.status().map_err(|err| {
+        Failure::new(Kind::Other, format!("cannot run {}: {err}", psql.display()))
+            .hint(INSTALL_HINT)
+    })?;
+    Ok(status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(1))
+}
