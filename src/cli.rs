@@ -39,6 +39,9 @@ pub enum Command {
     /// Start psql with a fresh token in PGPASSWORD (never in argv); psql's exit status is ours
     #[command(after_help = EXIT_CODES_HELP)]
     Psql(PsqlArgs),
+    /// A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal
+    #[command(after_help = EXIT_CODES_HELP)]
+    Sql(SqlArgs),
     /// List the RDS proxies, clusters and instances in the region, with IAM auth on or off
     #[command(after_help = EXIT_CODES_HELP)]
     List(ListArgs),
@@ -215,6 +218,41 @@ pub struct PsqlArgs {
     /// Arguments passed to psql unchanged (after `--`)
     #[arg(last = true, value_name = "PSQL_ARGS", allow_hyphen_values = true)]
     pub psql_args: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    /// Run this SQL and exit (repeatable; runs in order)
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    pub commands: Vec<String>,
+
+    /// Run the SQL in FILE and exit
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Result format
+    #[arg(short, long, value_enum, default_value_t = SqlOutput::Table)]
+    pub output: SqlOutput,
+
+    /// Keep going after a failed statement (exit 1 at the end)
+    #[arg(long)]
+    pub continue_on_error: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqlOutput {
+    /// Tables sized to the terminal
+    Table,
+    /// One array of objects per statement, typed values
+    Json,
+    /// RFC 4180
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,6 +5,7 @@ mod check;
 mod completions;
 mod list;
 mod psql;
+mod sql;
 mod token;
 
 use std::time::SystemTime;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Check(args) => check::run(args),
         Command::List(args) => list::run(args),
         Command::Psql(args) => psql::run(args),
+        Command::Sql(args) => sql::run(args),
         Command::Completions(args) => completions::run(args),
     }
 }
