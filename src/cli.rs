@@ -45,13 +45,25 @@ pub enum Command {
     /// List the RDS proxies, clusters and instances in the region, with IAM auth on or off
     #[command(after_help = EXIT_CODES_HELP)]
     List(ListArgs),
+    /// List the named targets in the config file, or show one with where each value comes from
+    Targets(TargetsArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout
+    Man,
 }
 
 /// What to reach and as whom; shared by every command that reaches a database.
 #[derive(Debug, Clone, Default, Args)]
 pub struct TargetArgs {
+    /// A named target from the config file (`rdsiam targets` lists them)
+    #[arg(value_name = "TARGET", help_heading = "Target")]
+    pub target: Option<String>,
+
+    /// Ignore the config file
+    #[arg(long, help_heading = "Target")]
+    pub no_config: bool,
+
     /// RDS Proxy name (exact match first, then case-insensitive)
     #[arg(long, value_name = "NAME", group = "kind", help_heading = "Target")]
     pub proxy: Option<String>,
@@ -149,9 +161,9 @@ pub struct ConnArgs {
     )]
     pub via: Option<String>,
 
-    /// TLS verification; the token is a cleartext password, so there is no mode without TLS
-    #[arg(long, value_enum, default_value_t = SslMode::VerifyFull, help_heading = "Connection")]
-    pub sslmode: SslMode,
+    /// TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS
+    #[arg(long, value_enum, help_heading = "Connection")]
+    pub sslmode: Option<SslMode>,
 
     /// PEM file of trusted roots, replacing the built-in RDS + Amazon bundle
     #[arg(
@@ -162,12 +174,15 @@ pub struct ConnArgs {
     )]
     pub ca_bundle: Option<PathBuf>,
 
-    /// Seconds to wait for TCP, TLS and login together
-    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Connection")]
-    pub connect_timeout: u64,
+    /// Seconds to wait for TCP, TLS and login together [default: 10]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Connection")]
+    pub connect_timeout: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum SslMode {
     /// Verify the chain and that the certificate names the endpoint host
     #[default]
@@ -275,6 +290,28 @@ pub struct ListArgs {
     /// Output format
     #[arg(short, long, value_enum, default_value_t = TableOutput::Table)]
     pub output: TableOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetsArgs {
+    #[command(subcommand)]
+    pub action: Option<TargetsAction>,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = TableOutput::Table, global = true)]
+    pub output: TableOutput,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TargetsAction {
+    /// Show a target's resolved settings and where each value comes from
+    Show {
+        /// The target's name
+        name: String,
+    },
+    /// Print the target names, one per line (used by shell completion)
+    #[command(hide = true)]
+    Names,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,9 @@ use crate::commands::Resolved;
 use crate::endpoint::EndpointKind;
 use crate::error::{Failure, Kind};
 
+/// Seconds for TCP, TLS and login together, unless --connect-timeout says.
+pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+
 /// A tunnel entrance: where TCP goes instead of the endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Via {
@@ -64,9 +67,9 @@ impl Connector {
         let via = args.via.as_deref().map(Via::parse).transpose()?;
         Connector::new(
             via,
-            args.sslmode,
+            args.sslmode.unwrap_or_default(),
             roots,
-            Duration::from_secs(args.connect_timeout),
+            Duration::from_secs(args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
         )
     }
 

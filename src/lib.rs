@@ -8,6 +8,7 @@ pub mod aws;
 pub mod ca;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod connect;
 pub mod endpoint;
 pub mod error;

@@ -1,10 +1,16 @@
-//! From flags (and later the config file) to a [`Target`]: what to reach, as
-//! whom, and with which AWS settings. Clap types end here.
+//! From flags, environment and the config file to a [`Target`]: what to
+//! reach, as whom, with which AWS settings, and how to connect. Clap types
+//! end here. Precedence, resolved in [`layer`] alone: built-in defaults <
+//! `[defaults]` < the named target < environment < flags.
+
+use std::collections::BTreeMap;
 
 use anyhow::Result;
+use serde::Serialize;
 
 use crate::aws::AwsSettings;
-use crate::cli::TargetArgs;
+use crate::cli::{ConnArgs, TargetArgs};
+use crate::config::{Config, Entry};
 use crate::error::Failure;
 
 /// Which RDS resource names the endpoint.
@@ -30,28 +36,206 @@ pub struct Target {
     pub aws: AwsSettings,
 }
 
+/// Where a setting's value came from (`rdsiam targets show`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// `[defaults]` in the config file.
+    Defaults,
+    /// The named target's table.
+    Target,
+    /// An environment variable (for AWS_* ones, the SDK reads it itself).
+    Env,
+    /// A command-line flag (or its env var, as shown in --help).
+    Flag,
+}
+
+/// The merged settings and the source of each key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Layered {
+    pub entry: Entry,
+    pub sources: BTreeMap<&'static str, Source>,
+}
+
+const KINDS: [&str; 4] = ["proxy", "cluster", "instance", "host"];
+
+fn kinds_set(entry: &Entry) -> Vec<&'static str> {
+    let set = [&entry.proxy, &entry.cluster, &entry.instance, &entry.host];
+    KINDS
+        .iter()
+        .zip(set)
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| *k)
+        .collect()
+}
+
+impl Layered {
+    /// Put `upper` over what is here. Naming a kind of endpoint replaces
+    /// the whole selector, so a flag's `--host` beats a target's proxy.
+    fn overlay(&mut self, upper: &Entry, source: Source) {
+        let dst = &mut self.entry;
+        if !kinds_set(upper).is_empty() {
+            dst.proxy = None;
+            dst.cluster = None;
+            dst.instance = None;
+            dst.host = None;
+            dst.reader = None;
+            for key in KINDS.iter().chain(&["reader"]) {
+                self.sources.remove(key);
+            }
+        }
+        macro_rules! take {
+            ($($field:ident => $key:literal),* $(,)?) => {$(
+                if let Some(value) = &upper.$field {
+                    dst.$field = Some(value.clone());
+                    self.sources.insert($key, source);
+                }
+            )*};
+        }
+        take!(
+            proxy => "proxy", cluster => "cluster", reader => "reader", instance => "instance",
+            host => "host", port => "port", user => "user", dbname => "dbname", region => "region",
+            profile => "profile", endpoint_url => "endpoint-url", via => "via", sslmode => "sslmode",
+            ca_bundle => "ca-bundle", connect_timeout => "connect-timeout",
+        );
+    }
+
+    /// AWS variables beat the file but are read by the SDK itself, so a
+    /// file value they cover is dropped rather than passed on as explicit.
+    fn mask_aws_env(&mut self) {
+        let set = |names: &[&str]| {
+            names
+                .iter()
+                .any(|n| std::env::var_os(n).is_some_and(|v| !v.is_empty()))
+        };
+        for (key, names) in [
+            ("region", &["AWS_REGION", "AWS_DEFAULT_REGION"][..]),
+            ("profile", &["AWS_PROFILE"][..]),
+            (
+                "endpoint-url",
+                &["AWS_ENDPOINT_URL_RDS", "AWS_ENDPOINT_URL"][..],
+            ),
+        ] {
+            if set(names) && self.sources.get(key).is_some_and(|s| *s != Source::Flag) {
+                match key {
+                    "region" => self.entry.region = None,
+                    "profile" => self.entry.profile = None,
+                    _ => self.entry.endpoint_url = None,
+                }
+                self.sources.insert(key, Source::Env);
+            }
+        }
+    }
+}
+
+/// The flags as an [`Entry`], so they layer like everything else.
+fn flags_entry(args: &TargetArgs, conn: Option<&ConnArgs>) -> Entry {
+    Entry {
+        proxy: args.proxy.clone(),
+        cluster: args.cluster.clone(),
+        reader: args.reader.then_some(true),
+        instance: args.instance.clone(),
+        host: args.host.clone(),
+        port: args.port,
+        user: args.user.clone(),
+        dbname: args.dbname.clone(),
+        region: args.aws.region.clone(),
+        profile: args.aws.profile.clone(),
+        endpoint_url: args.aws.endpoint_url.clone(),
+        via: conn.and_then(|c| c.via.clone()),
+        sslmode: conn.and_then(|c| c.sslmode),
+        ca_bundle: conn.and_then(|c| c.ca_bundle.clone()),
+        connect_timeout: conn.and_then(|c| c.connect_timeout),
+    }
+}
+
+/// Resolve config file, named target, environment and flags, in that order.
+pub fn layer(args: &TargetArgs, conn: Option<&ConnArgs>) -> Result<Layered> {
+    let config = if args.no_config {
+        Config::default()
+    } else {
+        Config::load()?
+    };
+    layer_with(&config, args, conn)
+}
+
+/// [`layer`] with the config already loaded (tests, `targets show`).
+pub fn layer_with(config: &Config, args: &TargetArgs, conn: Option<&ConnArgs>) -> Result<Layered> {
+    let mut layered = Layered::default();
+    for (entry, source, name) in [(&config.defaults, Source::Defaults, "[defaults]")]
+        .into_iter()
+        .chain(
+            args.target
+                .as_deref()
+                .map(|n| Ok::<_, anyhow::Error>((config.target(n)?, Source::Target, n)))
+                .transpose()?,
+        )
+    {
+        let kinds = kinds_set(entry);
+        if kinds.len() > 1 {
+            return Err(Failure::usage(format!(
+                "config {name} sets both {} and {}",
+                kinds[0], kinds[1]
+            ))
+            .hint("keep one of proxy, cluster, instance, host")
+            .into());
+        }
+        layered.overlay(entry, source);
+    }
+    layered.mask_aws_env();
+    layered.overlay(&flags_entry(args, conn), Source::Flag);
+    Ok(layered)
+}
+
 impl Target {
+    /// The target alone (commands that only sign: `token`).
     pub fn from_args(args: &TargetArgs) -> Result<Target> {
-        let selector = if let Some(name) = &args.proxy {
+        Target::from_layered(&layer(args, None)?)
+    }
+
+    /// The target and the merged connection options (check, psql, sql).
+    pub fn with_conn(args: &TargetArgs, conn: &ConnArgs) -> Result<(Target, ConnArgs)> {
+        let layered = layer(args, Some(conn))?;
+        let e = &layered.entry;
+        let merged = ConnArgs {
+            via: e.via.clone(),
+            sslmode: e.sslmode,
+            ca_bundle: e.ca_bundle.clone(),
+            connect_timeout: e.connect_timeout,
+        };
+        Ok((Target::from_layered(&layered)?, merged))
+    }
+
+    pub fn from_layered(layered: &Layered) -> Result<Target> {
+        let e = &layered.entry;
+        let selector = if let Some(name) = &e.proxy {
             Selector::Proxy(non_empty(name, "--proxy")?)
-        } else if let Some(id) = &args.cluster {
+        } else if let Some(id) = &e.cluster {
             Selector::Cluster {
                 id: non_empty(id, "--cluster")?,
-                reader: args.reader,
+                reader: e.reader.unwrap_or(false),
             }
-        } else if let Some(id) = &args.instance {
+        } else if let Some(id) = &e.instance {
             Selector::Instance(non_empty(id, "--instance")?)
-        } else if let Some(host) = &args.host {
+        } else if let Some(host) = &e.host {
             Selector::Host(non_empty(host, "--host")?)
         } else {
             return Err(Failure::usage("no target given")
-                .hint("name one with --proxy NAME, --cluster ID, --instance ID or --host HOST (`rdsiam list` shows what the region has)")
+                .hint("name one with --proxy NAME, --cluster ID, --instance ID or --host HOST, or a named target from the config file (`rdsiam list` shows what the region has)")
                 .into());
         };
-        let user = match args.user.as_deref() {
+        if e.reader == Some(true) && !matches!(selector, Selector::Cluster { .. }) {
+            return Err(Failure::usage("--reader applies only to --cluster").into());
+        }
+        if e.port == Some(0) {
+            return Err(
+                Failure::usage("port 0 is not a port: use a number from 1 to 65535").into(),
+            );
+        }
+        let user = match e.user.as_deref() {
             None => {
                 return Err(Failure::usage("no database user given")
-                    .hint("pass --user/-U with the role granted rds_iam, or set PGUSER")
+                    .hint("pass --user/-U with the role granted rds_iam, set PGUSER, or add user = … to the target")
                     .into());
             }
             Some(user) if user.trim().is_empty() => {
@@ -63,13 +247,13 @@ impl Target {
         };
         Ok(Target {
             selector,
-            port: args.port,
+            port: e.port,
             user,
-            dbname: args.dbname.clone().filter(|db| !db.is_empty()),
+            dbname: e.dbname.clone().filter(|db| !db.is_empty()),
             aws: AwsSettings {
-                region: args.aws.region.clone().filter(|r| !r.is_empty()),
-                profile: args.aws.profile.clone().filter(|p| !p.is_empty()),
-                endpoint_url: args.aws.endpoint_url.clone().filter(|u| !u.is_empty()),
+                region: e.region.clone().filter(|r| !r.is_empty()),
+                profile: e.profile.clone().filter(|p| !p.is_empty()),
+                endpoint_url: e.endpoint_url.clone().filter(|u| !u.is_empty()),
             },
         })
     }
@@ -87,13 +271,20 @@ fn non_empty(value: &str, flag: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::SslMode;
     use crate::error::{Kind, exit_code};
+    use std::path::Path;
 
     fn args() -> TargetArgs {
         TargetArgs {
             user: Some("iamuserapp".into()),
+            no_config: true,
             ..TargetArgs::default()
         }
+    }
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, Path::new("config.toml")).unwrap()
     }
 
     #[test]
@@ -152,5 +343,126 @@ mod tests {
         let mut a = args();
         a.proxy = Some("".into());
         assert_eq!(exit_code(&Target::from_args(&a).unwrap_err()), 2);
+    }
+
+    const FILE: &str = r#"
+[defaults]
+user = "defaultuser"
+dbname = "postgres"
+connect-timeout = 3
+sslmode = "verify-ca"
+
+[targets.prod-orders]
+proxy = "PostgreSqlProxy"
+user = "iamuserapp"
+dbname = "app"
+via = "127.0.0.1:15432"
+
+[targets.reporting]
+cluster = "databasecluster"
+reader = true
+"#;
+
+    #[test]
+    fn precedence_defaults_target_flags() {
+        let cfg = config(FILE);
+        let mut a = TargetArgs {
+            target: Some("prod-orders".into()),
+            ..TargetArgs::default()
+        };
+        let l = layer_with(&cfg, &a, None).unwrap();
+        let t = Target::from_layered(&l).unwrap();
+        assert_eq!(t.selector, Selector::Proxy("PostgreSqlProxy".into()));
+        assert_eq!(t.user, "iamuserapp");
+        assert_eq!(t.dbname.as_deref(), Some("app"));
+        assert_eq!(l.sources["user"], Source::Target);
+        assert_eq!(l.sources["connect-timeout"], Source::Defaults);
+        assert_eq!(l.entry.via.as_deref(), Some("127.0.0.1:15432"));
+
+        // Flags beat the target; a flag's kind replaces the target's kind.
+        a.user = Some("flaguser".into());
+        a.host = Some("h.example".into());
+        let conn = ConnArgs {
+            sslmode: Some(SslMode::Require),
+            ..ConnArgs::default()
+        };
+        let l = layer_with(&cfg, &a, Some(&conn)).unwrap();
+        let t = Target::from_layered(&l).unwrap();
+        assert_eq!(t.selector, Selector::Host("h.example".into()));
+        assert_eq!(t.user, "flaguser");
+        assert_eq!(l.sources["user"], Source::Flag);
+        assert_eq!(l.entry.sslmode, Some(SslMode::Require));
+        assert!(!l.sources.contains_key("proxy"));
+    }
+
+    #[test]
+    fn reader_comes_with_the_cluster_and_flags_can_add_it() {
+        let cfg = config(FILE);
+        let a = TargetArgs {
+            target: Some("reporting".into()),
+            user: Some("u".into()),
+            ..TargetArgs::default()
+        };
+        let t = Target::from_layered(&layer_with(&cfg, &a, None).unwrap()).unwrap();
+        assert_eq!(
+            t.selector,
+            Selector::Cluster {
+                id: "databasecluster".into(),
+                reader: true
+            }
+        );
+
+        let a = TargetArgs {
+            target: Some("reporting".into()),
+            user: Some("u".into()),
+            cluster: Some("other".into()),
+            ..TargetArgs::default()
+        };
+        let t = Target::from_layered(&layer_with(&cfg, &a, None).unwrap()).unwrap();
+        assert_eq!(
+            t.selector,
+            Selector::Cluster {
+                id: "other".into(),
+                reader: false
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_target_and_two_kinds_are_usage_errors() {
+        let cfg = config(FILE);
+        let a = TargetArgs {
+            target: Some("prod-order".into()),
+            ..TargetArgs::default()
+        };
+        let err = layer_with(&cfg, &a, None).unwrap_err();
+        assert_eq!(exit_code(&err), 2);
+        assert!(
+            err.to_string().contains("did you mean `prod-orders`?"),
+            "{err}"
+        );
+
+        let cfg = config("[targets.bad]\nproxy = \"p\"\nhost = \"h\"\n");
+        let a = TargetArgs {
+            target: Some("bad".into()),
+            ..TargetArgs::default()
+        };
+        let err = layer_with(&cfg, &a, None).unwrap_err();
+        assert!(
+            err.to_string().contains("sets both proxy and host"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn merged_connection_options() {
+        let cfg = config(FILE);
+        let a = TargetArgs {
+            target: Some("prod-orders".into()),
+            ..TargetArgs::default()
+        };
+        let l = layer_with(&cfg, &a, Some(&ConnArgs::default())).unwrap();
+        assert_eq!(l.entry.connect_timeout, Some(3));
+        assert_eq!(l.entry.sslmode, Some(SslMode::VerifyCa));
     }
 }

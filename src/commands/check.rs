@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::cli::{CheckArgs, CheckOutput};
@@ -67,8 +68,8 @@ struct Identity {
 
 pub fn run(args: CheckArgs) -> Result<u8> {
     let started = Instant::now();
-    let target = Target::from_args(&args.target)?;
-    let connector = Connector::from_args(&args.conn)?;
+    let (target, conn) = Target::with_conn(&args.target, &args.conn)?;
+    let connector = Connector::from_args(&conn)?;
     let mut report = runtime()?.block_on(async {
         let resolved = match Resolved::local(&target).filter(|_| args.no_aws_identity) {
             Some(resolved) => resolved,
@@ -119,7 +120,10 @@ pub fn run(args: CheckArgs) -> Result<u8> {
                 version: text(9),
                 cipher: text(10),
                 bits: text(11).and_then(|b| b.parse().ok()),
-                sslmode: format!("{:?}", args.conn.sslmode).to_lowercase(),
+                sslmode: connector
+                    .sslmode
+                    .to_possible_value()
+                    .map_or_else(String::new, |v| v.get_name().to_owned()),
             },
             endpoint: EndpointReport {
                 kind: endpoint.kind.to_string(),

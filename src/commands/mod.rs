@@ -6,6 +6,7 @@ mod completions;
 mod list;
 mod psql;
 mod sql;
+mod targets;
 mod token;
 
 use std::time::SystemTime;
@@ -27,7 +28,9 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::List(args) => list::run(args),
         Command::Psql(args) => psql::run(args),
         Command::Sql(args) => sql::run(args),
+        Command::Targets(args) => targets::run(args),
         Command::Completions(args) => completions::run(args),
+        Command::Man => completions::man(),
     }
 }
 

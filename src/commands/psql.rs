@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use crate::ca::Roots;
 use crate::cli::{PsqlArgs, SslMode};
-use crate::connect::Via;
+use crate::connect::{DEFAULT_CONNECT_TIMEOUT, Via};
 use crate::error::{Failure, Kind};
 use crate::output::{print, shell_quote};
 use crate::target::Target;
@@ -34,9 +34,9 @@ const MANAGED: &[&str] = &[
 ];
 
 pub fn run(args: PsqlArgs) -> Result<u8> {
-    let target = Target::from_args(&args.target)?;
-    let via = args.conn.via.as_deref().map(Via::parse).transpose()?;
-    let roots = match &args.conn.ca_bundle {
+    let (target, conn) = Target::with_conn(&args.target, &args.conn)?;
+    let via = conn.via.as_deref().map(Via::parse).transpose()?;
+    let roots = match &conn.ca_bundle {
         Some(path) if !path.as_os_str().is_empty() => Roots::File(path.clone()),
         _ => Roots::BuiltIn,
     };
@@ -57,13 +57,21 @@ pub fn run(args: PsqlArgs) -> Result<u8> {
     if let Some(db) = &target.dbname {
         env.push(("PGDATABASE", db.clone()));
     }
-    env.push(("PGSSLMODE", sslmode_name(args.conn.sslmode).to_owned()));
+    env.push((
+        "PGSSLMODE",
+        sslmode_name(conn.sslmode.unwrap_or_default()).to_owned(),
+    ));
     env.push((
         "PGSSLROOTCERT",
         roots.file()?.to_string_lossy().into_owned(),
     ));
     env.push(("PGAPPNAME", "rdsiam".to_owned()));
-    env.push(("PGCONNECT_TIMEOUT", args.conn.connect_timeout.to_string()));
+    env.push((
+        "PGCONNECT_TIMEOUT",
+        conn.connect_timeout
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+            .to_string(),
+    ));
 
     if args.print_env {
         let mut text: String = env

@@ -6,5 +6,7 @@ use crate::cli::SqlArgs;
 use crate::error::Failure;
 
 pub fn run(_args: SqlArgs) -> Result<u8> {
-    Err(Failure::usage("`rdsiam sql` is not built yet").hint("use `rdsiam psql` meanwhile").into())
+    Err(Failure::usage("`rdsiam sql` is not built yet")
+        .hint("use `rdsiam psql` meanwhile")
+        .into())
 }

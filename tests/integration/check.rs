@@ -40,7 +40,7 @@ fn check_logs_in_over_verified_tls() {
     assert_eq!(v["database"], "app");
     assert_eq!(v["in_recovery"], false);
     assert_eq!(v["tls"]["in_use"], true);
-    assert_eq!(v["tls"]["sslmode"], "verifyfull");
+    assert_eq!(v["tls"]["sslmode"], "verify-full");
     assert_eq!(v["server_addr"], "127.0.0.1");
     assert!(
         v["server_version"]
