@@ -2,6 +2,8 @@
 //! the testkit's stand-ins for AWS and a real PostgreSQL.
 
 mod check;
+mod completions;
+mod config;
 mod db;
 mod psql;
 mod resolve;

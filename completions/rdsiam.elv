@@ -1,0 +1,240 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[rdsiam] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'rdsiam'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'rdsiam'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand token 'Print a 15-minute IAM auth token for the target (the only command that prints one)'
+            cand check 'Connect over verified TLS and show who you are (user, database, server, TLS, AWS identity)'
+            cand psql 'Start psql with a fresh token in PGPASSWORD (never in argv); psql''s exit status is ours'
+            cand sql 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal'
+            cand list 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off'
+            cand targets 'List the named targets in the config file, or show one with where each value comes from'
+            cand completions 'Print a shell completion script'
+            cand man 'Print the man page (roff) to stdout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'rdsiam;token'= {
+            cand --proxy 'RDS Proxy name (exact match first, then case-insensitive)'
+            cand --cluster 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)'
+            cand --instance 'DB instance identifier'
+            cand --host 'Endpoint host name, used as is (no RDS API call)'
+            cand --port 'Port [default: the API''s port, else 5432]'
+            cand -U 'Database user (the role granted rds_iam)'
+            cand --user 'Database user (the role granted rds_iam)'
+            cand -d 'Database name'
+            cand --dbname 'Database name'
+            cand --region 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile''s]'
+            cand --profile 'AWS profile from ~/.aws/config [env: AWS_PROFILE]'
+            cand --endpoint-url 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --no-config 'Ignore the config file'
+            cand --reader 'With --cluster: the cluster''s reader endpoint instead of the writer'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdsiam;check'= {
+            cand --proxy 'RDS Proxy name (exact match first, then case-insensitive)'
+            cand --cluster 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)'
+            cand --instance 'DB instance identifier'
+            cand --host 'Endpoint host name, used as is (no RDS API call)'
+            cand --port 'Port [default: the API''s port, else 5432]'
+            cand -U 'Database user (the role granted rds_iam)'
+            cand --user 'Database user (the role granted rds_iam)'
+            cand -d 'Database name'
+            cand --dbname 'Database name'
+            cand --region 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile''s]'
+            cand --profile 'AWS profile from ~/.aws/config [env: AWS_PROFILE]'
+            cand --endpoint-url 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]'
+            cand --via 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint'
+            cand --sslmode 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS'
+            cand --ca-bundle 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle'
+            cand --connect-timeout 'Seconds to wait for TCP, TLS and login together [default: 10]'
+            cand --expect-user 'Fail with exit 6 unless the session''s current_user is USER'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --no-config 'Ignore the config file'
+            cand --reader 'With --cluster: the cluster''s reader endpoint instead of the writer'
+            cand --no-aws-identity 'Skip the STS GetCallerIdentity call'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdsiam;psql'= {
+            cand --proxy 'RDS Proxy name (exact match first, then case-insensitive)'
+            cand --cluster 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)'
+            cand --instance 'DB instance identifier'
+            cand --host 'Endpoint host name, used as is (no RDS API call)'
+            cand --port 'Port [default: the API''s port, else 5432]'
+            cand -U 'Database user (the role granted rds_iam)'
+            cand --user 'Database user (the role granted rds_iam)'
+            cand -d 'Database name'
+            cand --dbname 'Database name'
+            cand --region 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile''s]'
+            cand --profile 'AWS profile from ~/.aws/config [env: AWS_PROFILE]'
+            cand --endpoint-url 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]'
+            cand --via 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint'
+            cand --sslmode 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS'
+            cand --ca-bundle 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle'
+            cand --connect-timeout 'Seconds to wait for TCP, TLS and login together [default: 10]'
+            cand --psql 'The psql binary to run [default: psql on PATH]'
+            cand --no-config 'Ignore the config file'
+            cand --reader 'With --cluster: the cluster''s reader endpoint instead of the writer'
+            cand --print-env 'Show the environment psql would get (password masked) and exit'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdsiam;sql'= {
+            cand --proxy 'RDS Proxy name (exact match first, then case-insensitive)'
+            cand --cluster 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)'
+            cand --instance 'DB instance identifier'
+            cand --host 'Endpoint host name, used as is (no RDS API call)'
+            cand --port 'Port [default: the API''s port, else 5432]'
+            cand -U 'Database user (the role granted rds_iam)'
+            cand --user 'Database user (the role granted rds_iam)'
+            cand -d 'Database name'
+            cand --dbname 'Database name'
+            cand --region 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile''s]'
+            cand --profile 'AWS profile from ~/.aws/config [env: AWS_PROFILE]'
+            cand --endpoint-url 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]'
+            cand --via 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint'
+            cand --sslmode 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS'
+            cand --ca-bundle 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle'
+            cand --connect-timeout 'Seconds to wait for TCP, TLS and login together [default: 10]'
+            cand -c 'Run this SQL and exit (repeatable; runs in order)'
+            cand --command 'Run this SQL and exit (repeatable; runs in order)'
+            cand -f 'Run the SQL in FILE and exit'
+            cand --file 'Run the SQL in FILE and exit'
+            cand -o 'Result format'
+            cand --output 'Result format'
+            cand --no-config 'Ignore the config file'
+            cand --reader 'With --cluster: the cluster''s reader endpoint instead of the writer'
+            cand --continue-on-error 'Keep going after a failed statement (exit 1 at the end)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdsiam;list'= {
+            cand --region 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile''s]'
+            cand --profile 'AWS profile from ~/.aws/config [env: AWS_PROFILE]'
+            cand --endpoint-url 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdsiam;targets'= {
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand show 'Show a target''s resolved settings and where each value comes from'
+            cand names 'Print the target names, one per line (used by shell completion)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'rdsiam;targets;show'= {
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdsiam;targets;names'= {
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdsiam;targets;help'= {
+            cand show 'Show a target''s resolved settings and where each value comes from'
+            cand names 'Print the target names, one per line (used by shell completion)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'rdsiam;targets;help;show'= {
+        }
+        &'rdsiam;targets;help;names'= {
+        }
+        &'rdsiam;targets;help;help'= {
+        }
+        &'rdsiam;completions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdsiam;man'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdsiam;help'= {
+            cand token 'Print a 15-minute IAM auth token for the target (the only command that prints one)'
+            cand check 'Connect over verified TLS and show who you are (user, database, server, TLS, AWS identity)'
+            cand psql 'Start psql with a fresh token in PGPASSWORD (never in argv); psql''s exit status is ours'
+            cand sql 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal'
+            cand list 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off'
+            cand targets 'List the named targets in the config file, or show one with where each value comes from'
+            cand completions 'Print a shell completion script'
+            cand man 'Print the man page (roff) to stdout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'rdsiam;help;token'= {
+        }
+        &'rdsiam;help;check'= {
+        }
+        &'rdsiam;help;psql'= {
+        }
+        &'rdsiam;help;sql'= {
+        }
+        &'rdsiam;help;list'= {
+        }
+        &'rdsiam;help;targets'= {
+            cand show 'Show a target''s resolved settings and where each value comes from'
+            cand names 'Print the target names, one per line (used by shell completion)'
+        }
+        &'rdsiam;help;targets;show'= {
+        }
+        &'rdsiam;help;targets;names'= {
+        }
+        &'rdsiam;help;completions'= {
+        }
+        &'rdsiam;help;man'= {
+        }
+        &'rdsiam;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

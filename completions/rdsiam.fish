@@ -1,0 +1,167 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_rdsiam_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_rdsiam_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_rdsiam_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_rdsiam_using_subcommand
+    set -l cmd (__fish_rdsiam_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c rdsiam -n "__fish_rdsiam_needs_command" -s h -l help -d 'Print help'
+complete -c rdsiam -n "__fish_rdsiam_needs_command" -s V -l version -d 'Print version'
+complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "token" -d 'Print a 15-minute IAM auth token for the target (the only command that prints one)'
+complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "check" -d 'Connect over verified TLS and show who you are (user, database, server, TLS, AWS identity)'
+complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "psql" -d 'Start psql with a fresh token in PGPASSWORD (never in argv); psql\'s exit status is ours'
+complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "sql" -d 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal'
+complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "list" -d 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off'
+complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "targets" -d 'List the named targets in the config file, or show one with where each value comes from'
+complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "man" -d 'Print the man page (roff) to stdout'
+complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l proxy -d 'RDS Proxy name (exact match first, then case-insensitive)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l cluster -d 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l instance -d 'DB instance identifier' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l port -d 'Port [default: the API\'s port, else 5432]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -s U -l user -d 'Database user (the role granted rds_iam)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -s d -l dbname -d 'Database name' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -s o -l output -d 'Output format' -r -f -a "text\t'The token alone'
+json\t'token, host, port, user, region, expires_at'
+env\t'`export PG…=` lines for eval'"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l no-config -d 'Ignore the config file'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -s V -l version -d 'Print version'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l proxy -d 'RDS Proxy name (exact match first, then case-insensitive)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l cluster -d 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l instance -d 'DB instance identifier' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l port -d 'Port [default: the API\'s port, else 5432]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s U -l user -d 'Database user (the role granted rds_iam)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s d -l dbname -d 'Database name' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l via -d 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l sslmode -d 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS' -r -f -a "verify-full\t'Verify the chain and that the certificate names the endpoint host'
+verify-ca\t'Verify the chain only'
+require\t'Encrypt without verifying (not recommended)'"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l ca-bundle -d 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle' -r -F
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l connect-timeout -d 'Seconds to wait for TCP, TLS and login together [default: 10]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l expect-user -d 'Fail with exit 6 unless the session\'s current_user is USER' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s o -l output -d 'Output format' -r -f -a "text\t''
+json\t''"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l no-config -d 'Ignore the config file'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l no-aws-identity -d 'Skip the STS GetCallerIdentity call'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s V -l version -d 'Print version'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l proxy -d 'RDS Proxy name (exact match first, then case-insensitive)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l cluster -d 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l instance -d 'DB instance identifier' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l port -d 'Port [default: the API\'s port, else 5432]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -s U -l user -d 'Database user (the role granted rds_iam)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -s d -l dbname -d 'Database name' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l via -d 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l sslmode -d 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS' -r -f -a "verify-full\t'Verify the chain and that the certificate names the endpoint host'
+verify-ca\t'Verify the chain only'
+require\t'Encrypt without verifying (not recommended)'"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l ca-bundle -d 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle' -r -F
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l connect-timeout -d 'Seconds to wait for TCP, TLS and login together [default: 10]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l psql -d 'The psql binary to run [default: psql on PATH]' -r -F
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l no-config -d 'Ignore the config file'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l print-env -d 'Show the environment psql would get (password masked) and exit'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -s V -l version -d 'Print version'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l proxy -d 'RDS Proxy name (exact match first, then case-insensitive)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l cluster -d 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l instance -d 'DB instance identifier' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l port -d 'Port [default: the API\'s port, else 5432]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s U -l user -d 'Database user (the role granted rds_iam)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s d -l dbname -d 'Database name' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l via -d 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l sslmode -d 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS' -r -f -a "verify-full\t'Verify the chain and that the certificate names the endpoint host'
+verify-ca\t'Verify the chain only'
+require\t'Encrypt without verifying (not recommended)'"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l ca-bundle -d 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle' -r -F
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l connect-timeout -d 'Seconds to wait for TCP, TLS and login together [default: 10]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s c -l command -d 'Run this SQL and exit (repeatable; runs in order)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s f -l file -d 'Run the SQL in FILE and exit' -r -F
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s o -l output -d 'Result format' -r -f -a "table\t'Tables sized to the terminal'
+json\t'One array of objects per statement, typed values'
+csv\t'RFC 4180'"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l no-config -d 'Ignore the config file'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l continue-on-error -d 'Keep going after a failed statement (exit 1 at the end)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s V -l version -d 'Print version'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand list" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand list" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand list" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand list" -s o -l output -d 'Output format' -r -f -a "table\t''
+json\t''"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand list" -s h -l help -d 'Print help'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand list" -s V -l version -d 'Print version'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand targets; and not __fish_seen_subcommand_from show names help" -s o -l output -d 'Output format' -r -f -a "table\t''
+json\t''"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand targets; and not __fish_seen_subcommand_from show names help" -s h -l help -d 'Print help'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand targets; and not __fish_seen_subcommand_from show names help" -s V -l version -d 'Print version'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand targets; and not __fish_seen_subcommand_from show names help" -f -a "show" -d 'Show a target\'s resolved settings and where each value comes from'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand targets; and not __fish_seen_subcommand_from show names help" -f -a "names" -d 'Print the target names, one per line (used by shell completion)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand targets; and not __fish_seen_subcommand_from show names help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand targets; and __fish_seen_subcommand_from show" -s o -l output -d 'Output format' -r -f -a "table\t''
+json\t''"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand targets; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand targets; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand targets; and __fish_seen_subcommand_from names" -s o -l output -d 'Output format' -r -f -a "table\t''
+json\t''"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand targets; and __fish_seen_subcommand_from names" -s h -l help -d 'Print help'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand targets; and __fish_seen_subcommand_from names" -s V -l version -d 'Print version'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand targets; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a target\'s resolved settings and where each value comes from'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand targets; and __fish_seen_subcommand_from help" -f -a "names" -d 'Print the target names, one per line (used by shell completion)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand targets; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand man" -s h -l help -d 'Print help'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand man" -s V -l version -d 'Print version'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets completions man help" -f -a "token" -d 'Print a 15-minute IAM auth token for the target (the only command that prints one)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets completions man help" -f -a "check" -d 'Connect over verified TLS and show who you are (user, database, server, TLS, AWS identity)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets completions man help" -f -a "psql" -d 'Start psql with a fresh token in PGPASSWORD (never in argv); psql\'s exit status is ours'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets completions man help" -f -a "sql" -d 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets completions man help" -f -a "list" -d 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets completions man help" -f -a "targets" -d 'List the named targets in the config file, or show one with where each value comes from'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets completions man help" -f -a "man" -d 'Print the man page (roff) to stdout'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and __fish_seen_subcommand_from targets" -f -a "show" -d 'Show a target\'s resolved settings and where each value comes from'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and __fish_seen_subcommand_from targets" -f -a "names" -d 'Print the target names, one per line (used by shell completion)'
+complete -c rdsiam -n "__fish_seen_subcommand_from token check psql sql" -f -a "(rdsiam targets names 2>/dev/null)" -d 'named target'
