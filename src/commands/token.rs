@@ -5,6 +5,7 @@ use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use serde::Serialize;
 
+use crate::ca::Roots;
 use crate::cli::{TokenArgs, TokenOutput};
 use crate::output::{print, print_json, shell_quote};
 use crate::target::Target;
@@ -48,6 +49,13 @@ pub fn run(args: TokenArgs) -> Result<u8> {
             }
             vars.push(("PGPASSWORD", token.value.expose()));
             vars.push(("PGSSLMODE", "verify-full"));
+            // verify-full needs roots libpq can read: the user's, else ours.
+            let roots = match std::env::var_os("PGSSLROOTCERT").filter(|v| !v.is_empty()) {
+                Some(path) => Roots::File(path.into()),
+                None => Roots::BuiltIn,
+            };
+            let roots = roots.file()?.to_string_lossy().into_owned();
+            vars.push(("PGSSLROOTCERT", &roots));
             let text: String = vars
                 .iter()
                 .map(|(name, value)| format!("export {name}={}\n", shell_quote(value)))

@@ -122,7 +122,7 @@ fn env_output_is_safe_to_eval() {
     let env = Env::new();
     let user = r#"o'brien "$(touch /tmp/pwned)" `x` \ ;"#;
     let script = format!(
-        r#"eval "$("$RDSIAM" token --host h.example -U "$U" -d 'my db' --region {REGION} -o env)" && printf '%s|%s|%s|%s|%s' "$PGHOST" "$PGPORT" "$PGUSER" "$PGDATABASE" "$PGSSLMODE" && printf '\n%s' "$PGPASSWORD""#
+        r#"eval "$("$RDSIAM" token --host h.example -U "$U" -d 'my db' --region {REGION} -o env)" && test -s "$PGSSLROOTCERT" && printf '%s|%s|%s|%s|%s' "$PGHOST" "$PGPORT" "$PGUSER" "$PGDATABASE" "$PGSSLMODE" && printf '\n%s' "$PGPASSWORD""#
     );
     let cmd = env.cmd();
     let program = cmd.get_program().to_owned();
