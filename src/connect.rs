@@ -170,6 +170,36 @@ impl Connector {
         }
     }
 
+    /// Ask the server to cancel the query running on a session: a
+    /// CancelRequest over a new TLS connection along the same route (the
+    /// endpoint, or `--via`), as libpq does. No token is needed: the cancel
+    /// key identifies the backend. RDS Proxy forwards it like PostgreSQL.
+    pub async fn cancel(
+        &self,
+        resolved: &Resolved,
+        token: &tokio_postgres::CancelToken,
+    ) -> Result<()> {
+        let endpoint = &resolved.endpoint;
+        let attempt = async {
+            let tcp = self.tcp(&endpoint.host, endpoint.port).await?;
+            let tls = postgres_native_tls::TlsConnector::new(self.tls.clone(), &endpoint.host);
+            token.cancel_query_raw(tcp, tls).await.map_err(|err| {
+                anyhow::Error::from(Failure::network(format!(
+                    "sending the cancel request failed: {}",
+                    crate::aws::error_chain(&err)
+                )))
+            })
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::network(format!(
+                "the cancel request timed out after {}s",
+                self.timeout.as_secs()
+            ))
+            .into()),
+        }
+    }
+
     fn via_note(&self) -> String {
         self.via
             .as_ref()

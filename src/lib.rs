@@ -13,5 +13,6 @@ pub mod connect;
 pub mod endpoint;
 pub mod error;
 pub mod output;
+pub mod repl;
 pub mod target;
 pub mod token;

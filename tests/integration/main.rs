@@ -7,5 +7,6 @@ mod config;
 mod db;
 mod psql;
 mod resolve;
+mod sql;
 mod support;
 mod token;
