@@ -81,6 +81,15 @@ pub struct GateConfig {
     pub ca: Arc<TestCa>,
     /// The host the token must be signed for (compared case-insensitively).
     pub endpoint_host: String,
+    /// More hosts the token may be signed for, each also a SAN on the gate's certificate. One
+    /// gate then stands in for several endpoints (the sandbox routes a proxy, a cluster's
+    /// writer and reader and its instances to the same gate with `--via`).
+    pub extra_hosts: Vec<String>,
+    /// Hosts on the gate's certificate that play an instance with IAM auth off: whatever the
+    /// password, a login whose token names one of them gets `FATAL 28P01 password
+    /// authentication failed for user "…"`, as such an instance answers an IAM token (it
+    /// checks the password against the role's own, which a token never is).
+    pub iam_off_hosts: Vec<String>,
     /// The port named in the token; `None` means the gate's own listen port.
     pub endpoint_port: Option<u16>,
     /// The region the token's credential scope must name.
@@ -95,6 +104,8 @@ impl std::fmt::Debug for GateConfig {
         f.debug_struct("GateConfig")
             .field("backend_port", &self.backend_port)
             .field("endpoint_host", &self.endpoint_host)
+            .field("extra_hosts", &self.extra_hosts)
+            .field("iam_off_hosts", &self.iam_off_hosts)
             .field("endpoint_port", &self.endpoint_port)
             .field("region", &self.region)
             .finish_non_exhaustive()
@@ -110,6 +121,8 @@ impl GateConfig {
             backend_ca_pem: pg.ca().ca_pem(),
             ca: pg.ca().clone(),
             endpoint_host: "localhost".to_string(),
+            extra_hosts: Vec::new(),
+            iam_off_hosts: Vec::new(),
             endpoint_port: None,
             region: TEST_REGION.to_string(),
             credentials: vec![(
@@ -146,6 +159,8 @@ struct Shared {
     tls_wrong_ca: TlsAcceptor,
     tls_wrong_host: TlsAcceptor,
     endpoint_host: String,
+    extra_hosts: Vec<String>,
+    iam_off_hosts: Vec<String>,
     expected_port: u16,
     region: String,
     credentials: Vec<(String, String, Option<String>)>,
@@ -166,6 +181,24 @@ impl Shared {
 
     fn now(&self) -> i64 {
         unix_now() + self.clock_offset.load(Ordering::SeqCst)
+    }
+
+    /// The host to verify `token` against: the extra host it names if it names one, else the
+    /// main endpoint host (so a token for an unknown host is judged `wrong-host` against it).
+    fn host_for(&self, token: &str) -> &str {
+        let named = token_host(token);
+        self.extra_hosts
+            .iter()
+            .find(|h| h.eq_ignore_ascii_case(named))
+            .unwrap_or(&self.endpoint_host)
+    }
+
+    /// Whether `token` names one of the hosts playing an instance with IAM auth off.
+    fn iam_off(&self, token: &str) -> bool {
+        let named = token_host(token);
+        self.iam_off_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(named))
     }
 
     fn acceptor(&self, fault: &Fault) -> &TlsAcceptor {
@@ -199,8 +232,13 @@ impl Gate {
     pub fn start(cfg: GateConfig) -> Result<Gate> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut sans = vec!["localhost", "127.0.0.1"];
-        if !sans.contains(&cfg.endpoint_host.as_str()) {
-            sans.push(cfg.endpoint_host.as_str());
+        let hosts = std::iter::once(&cfg.endpoint_host)
+            .chain(&cfg.extra_hosts)
+            .chain(&cfg.iam_off_hosts);
+        for host in hosts {
+            if !sans.iter().any(|s| s.eq_ignore_ascii_case(host)) {
+                sans.push(host.as_str());
+            }
         }
         let tls_good = acceptor(&provider, cfg.ca.issue(&sans)?)?;
         let stranger = TestCa::new()?;
@@ -239,6 +277,8 @@ impl Gate {
             tls_wrong_ca,
             tls_wrong_host,
             endpoint_host: cfg.endpoint_host.clone(),
+            extra_hosts: cfg.extra_hosts.clone(),
+            iam_off_hosts: cfg.iam_off_hosts.clone(),
             expected_port: cfg.endpoint_port.unwrap_or(addr.port()),
             region: cfg.region.clone(),
             credentials: cfg.credentials.clone(),
@@ -360,6 +400,15 @@ impl Drop for Gate {
             let _ = t.join();
         }
     }
+}
+
+/// The host part of a token (`host:port/?…`), or "" when it has none.
+fn token_host(token: &str) -> &str {
+    token
+        .split_once("/?")
+        .and_then(|(prefix, _)| prefix.rsplit_once(':'))
+        .map(|(host, _)| host)
+        .unwrap_or("")
 }
 
 /// Locks a mutex, ignoring poisoning: the data (events, fault, live set) stays meaningful even
@@ -534,11 +583,17 @@ where
         bail!("expected a PasswordMessage, got {:?}", kind as char);
     }
     let password = body.strip_suffix(&[0]).unwrap_or(&body);
+    if std::str::from_utf8(password).is_ok_and(|t| sh.iam_off(t)) {
+        sh.event(format!("rejected user={shown} reason=iam-off"));
+        let msg = format!("password authentication failed for user \"{shown}\"");
+        send_error(&mut client, "28P01", &msg).await;
+        return Ok(());
+    }
     let verdict = match std::str::from_utf8(password) {
         Ok(token) => verify_token_bytes(
             token,
             &user,
-            &sh.endpoint_host,
+            sh.host_for(token),
             sh.expected_port,
             &sh.region,
             &sh.credentials,
@@ -1563,6 +1618,72 @@ mod tests {
             assert_eq!(
                 gate.events().last().unwrap(),
                 "rejected user=iamuserapp reason=missing-session-token"
+            );
+        });
+    }
+
+    #[test]
+    fn extra_hosts_are_accepted_and_iam_off_hosts_refused() {
+        const WRITER: &str = "databasecluster.cluster-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com";
+        const READER: &str = "databasecluster.cluster-ro-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com";
+        const LEGACY: &str = "legacy-reporting.c1a2b3c4d5e6.us-east-1.rds.amazonaws.com";
+        let mut cfg = GateConfig::new(pg());
+        cfg.endpoint_host = PROXY_ENDPOINT_HOST.to_string();
+        cfg.extra_hosts = vec![WRITER.to_string(), READER.to_ascii_uppercase()];
+        cfg.iam_off_hosts = vec![LEGACY.to_string()];
+        cfg.endpoint_port = Some(5432);
+        let gate = Gate::start(cfg).unwrap();
+        let sign = |host: &str| {
+            sign_token(
+                host,
+                5432,
+                "iamuserapp",
+                TEST_REGION,
+                TEST_ACCESS_KEY_ID,
+                TEST_SECRET_ACCESS_KEY,
+                None,
+                unix_now(),
+            )
+        };
+        block_on(async {
+            for host in [PROXY_ENDPOINT_HOST, WRITER, READER] {
+                // The certificate names every endpoint, so verify-full passes for each.
+                tls_to(gate.port(), &gate.ca_pem(), host)
+                    .await
+                    .unwrap_or_else(|e| panic!("TLS as {host}: {e}"));
+                let mut s = login(&gate, "iamuserapp", "app", &sign(host))
+                    .await
+                    .unwrap_or_else(|e| panic!("{host}: {}", fields_line(&e)));
+                assert_eq!(
+                    query(&mut s, "select current_user").await.unwrap(),
+                    ["iamuserapp"]
+                );
+            }
+            let stranger = "other.cluster-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com";
+            assert!(tls_to(gate.port(), &gate.ca_pem(), stranger).await.is_err());
+            let err = login(&gate, "iamuserapp", "app", &sign(stranger))
+                .await
+                .err()
+                .unwrap();
+            assert_eq!(fields_line(&err), pam_line("iamuserapp"));
+            assert_eq!(
+                gate.events().last().unwrap(),
+                "rejected user=iamuserapp reason=wrong-host"
+            );
+            // On the certificate, but IAM auth is off there: even a well-signed token fails
+            // as a password.
+            tls_to(gate.port(), &gate.ca_pem(), LEGACY).await.unwrap();
+            let err = login(&gate, "iamuserapp", "app", &sign(LEGACY))
+                .await
+                .err()
+                .unwrap();
+            assert_eq!(
+                fields_line(&err),
+                "S=FATAL V=FATAL C=28P01 M=password authentication failed for user \"iamuserapp\""
+            );
+            assert_eq!(
+                gate.events().last().unwrap(),
+                "rejected user=iamuserapp reason=iam-off"
             );
         });
     }

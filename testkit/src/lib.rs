@@ -4,8 +4,10 @@
 //! - [`ca`]: a test certificate authority made at start-up.
 //! - [`gate`]: the IAM gate, which plays RDS Proxy in front of [`pg`].
 //! - [`rdsapi`]: a local RDS (and STS) Query API for the Describe calls.
+//! - [`sandbox`]: all of the above as the article's setup, for the `rdsiam-sandbox` binary.
 
 pub mod ca;
 pub mod gate;
 pub mod pg;
 pub mod rdsapi;
+pub mod sandbox;
