@@ -250,6 +250,23 @@ impl Runner {
         let interactive = self.interactive;
         let started = Instant::now();
         self.ensure_session().await?;
+        // Types first (see the module doc), only for statements that can
+        // return rows. A Describe error is the statement's own error (same
+        // parser, same analysis) and inside a transaction it has already
+        // aborted it, so it is reported rather than run into 25P02.
+        let statement: Option<Statement> = if want_types && returns_rows(sql) {
+            let client = &self
+                .session
+                .as_ref()
+                .expect("ensure_session connected")
+                .client;
+            match client.prepare(sql).await {
+                Ok(statement) => Some(statement),
+                Err(err) => return Err(self.statement_failed(sql, &err).await),
+            }
+        } else {
+            None
+        };
         let Runner {
             session,
             connector,
@@ -259,12 +276,6 @@ impl Runner {
             ..
         } = self;
         let client = &session.as_ref().expect("ensure_session connected").client;
-        // Types first (see the module doc); a failure here is not reported.
-        let statement: Option<Statement> = if want_types {
-            client.prepare(sql).await.ok()
-        } else {
-            None
-        };
         let cancel = client.cancel_token();
         let query = client.simple_query(sql);
         let result = {
@@ -691,6 +702,21 @@ fn command_tag(sql: &str, rows: u64) -> String {
     }
 }
 
+/// Whether a statement can return rows, so its column types are worth a
+/// Describe. Others (DDL, `CREATE FUNCTION … BEGIN ATOMIC`) skip it.
+fn returns_rows(sql: &str) -> bool {
+    let lower = sql.to_lowercase();
+    let verb = lower
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .find(|w| !w.is_empty())
+        .unwrap_or("");
+    match verb {
+        "select" | "with" | "values" | "table" | "show" | "explain" | "fetch" => true,
+        "insert" | "update" | "delete" | "merge" => lower.contains("returning"),
+        _ => false,
+    }
+}
+
 /// A SQL string literal (standard_conforming_strings, the default since 9.1).
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -762,6 +788,19 @@ mod tests {
         assert_eq!(command_tag("insert into t values (1)", 1), "INSERT 1");
         assert_eq!(command_tag("  create table t (a int)", 0), "CREATE");
         assert_eq!(command_tag("", 0), "OK");
+    }
+
+    #[test]
+    fn only_row_returning_statements_are_described() {
+        assert!(returns_rows("SELECT 1"));
+        assert!(returns_rows("(select 1)"));
+        assert!(returns_rows("with x as (select 1) select * from x"));
+        assert!(returns_rows("insert into t values (1) returning id"));
+        assert!(!returns_rows("insert into t values (1)"));
+        assert!(!returns_rows(
+            "create function f() returns int begin atomic select 1; end"
+        ));
+        assert!(!returns_rows("begin"));
     }
 
     #[test]

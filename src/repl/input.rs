@@ -357,6 +357,71 @@ mod tests {
         assert_eq!(statement_text("-- c\n/* d */ select 1 ;  "), "select 1");
     }
 
+    /// SQL-ish fragments that stress every lexer state, glued at random.
+    fn fragment() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(";".to_owned()),
+            Just("'".to_owned()),
+            Just("''".to_owned()),
+            Just("E'\\'".to_owned()),
+            Just("e'\\".to_owned()),
+            Just("\"".to_owned()),
+            Just("$$".to_owned()),
+            Just("$tag$".to_owned()),
+            Just("$1".to_owned()),
+            Just("--".to_owned()),
+            Just("\n".to_owned()),
+            Just("/*".to_owned()),
+            Just("*/".to_owned()),
+            Just("(".to_owned()),
+            Just(")".to_owned()),
+            Just("\\x".to_owned()),
+            Just(" select 1 ".to_owned()),
+            Just("ü日".to_owned()),
+            any::<char>().prop_map(String::from),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
+
+        /// Never panics, and the pieces always give back the input.
+        #[test]
+        fn split_round_trips(parts in proptest::collection::vec(fragment(), 0..40)) {
+            let input = parts.concat();
+            let (items, rest) = split(&input);
+            let mut joined: String = items.iter().map(Item::raw).collect();
+            joined.push_str(rest);
+            proptest::prop_assert_eq!(&joined, &input);
+            for item in &items {
+                let _ = statement_text(item.raw());
+                if let Item::Sql(raw) = item {
+                    proptest::prop_assert!(raw.ends_with(';'));
+                }
+            }
+            let _ = is_blank(&input);
+            let script: String = split_script(&input).iter().map(Item::raw).collect();
+            proptest::prop_assert!(input.starts_with(&script));
+        }
+
+        /// Splitting a statement list that is known to be well-formed finds
+        /// exactly its statements, whatever the quotes hold.
+        #[test]
+        fn finds_each_generated_statement(bodies in proptest::collection::vec("[a-z; '$()/*-]{0,12}", 1..6)) {
+            let statements: Vec<String> = bodies
+                .iter()
+                .enumerate()
+                .map(|(n, body)| format!("select $q{n}$ {body} $q{n}$, E'{}', \"{}\"", body.replace('\'', "\\'"), body.replace('"', "\"\"")))
+                .collect();
+            let input = statements.iter().map(|s| format!("{s};\n")).collect::<String>();
+            let (items, rest) = split(&input);
+            proptest::prop_assert_eq!(rest, "\n");
+            let got: Vec<&str> = items.iter().map(|i| statement_text(i.raw())).collect();
+            proptest::prop_assert_eq!(got, statements.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+    }
+
     #[test]
     fn non_ascii_text_is_kept_whole() {
         let (items, rest) = split("select 'ü;ß'; select \"日本\";");

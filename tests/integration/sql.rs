@@ -289,3 +289,273 @@ fn sql_login_failure_keeps_its_exit_code() {
         .args(["-c", "select 1"]));
     assert_eq!(run.code, 5, "{}", run.stderr);
 }
+
+/// A pseudo-terminal driving `rdsiam sql` the way a person would: raw-mode
+/// line editing, Ctrl-C as the 0x03 byte, SIGINT from the terminal driver.
+mod pty {
+    use std::fs::{File, OpenOptions};
+    use std::io::{Read, Write};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Child, Command};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    pub struct Pty {
+        master: File,
+        seen: Arc<Mutex<String>>,
+        /// How much of `seen` earlier expectations consumed.
+        pos: usize,
+        pub child: Child,
+    }
+
+    impl Pty {
+        pub fn spawn(mut cmd: Command) -> Pty {
+            // SAFETY: plain libc calls on descriptors we own; the pre_exec
+            // closure only calls async-signal-safe functions.
+            let master = unsafe {
+                let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+                assert!(fd >= 0, "posix_openpt");
+                assert_eq!(libc::grantpt(fd), 0);
+                assert_eq!(libc::unlockpt(fd), 0);
+                let size = libc::winsize {
+                    ws_row: 40,
+                    ws_col: 160,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                libc::ioctl(fd, libc::TIOCSWINSZ, &size);
+                File::from_raw_fd(fd)
+            };
+            let mut name = [0 as libc::c_char; 256];
+            // SAFETY: the buffer is as long as we say.
+            let rc = unsafe { libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) };
+            assert_eq!(rc, 0, "ptsname_r");
+            // SAFETY: ptsname_r wrote a NUL-terminated string.
+            let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let slave = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NOCTTY)
+                .open(&path)
+                .unwrap();
+            cmd.stdin(slave.try_clone().unwrap())
+                .stdout(slave.try_clone().unwrap())
+                .stderr(slave)
+                .env("TERM", "xterm");
+            // SAFETY: setsid and ioctl are async-signal-safe.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let child = cmd.spawn().expect("rdsiam starts on the pty");
+            drop(cmd);
+            let seen = Arc::new(Mutex::new(String::new()));
+            let mut reader = master.try_clone().unwrap();
+            let sink = seen.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+            Pty {
+                master,
+                seen,
+                pos: 0,
+                child,
+            }
+        }
+
+        pub fn send(&mut self, text: &str) {
+            self.master.write_all(text.as_bytes()).unwrap();
+            self.master.flush().unwrap();
+        }
+
+        /// Type a line and press Enter.
+        pub fn line(&mut self, text: &str) {
+            self.send(text);
+            self.send("\r");
+        }
+
+        /// Everything printed so far, escape sequences removed.
+        pub fn screen(&self) -> String {
+            strip_ansi(&self.seen.lock().unwrap())
+        }
+
+        /// Wait until `needle` appears after what earlier calls consumed.
+        #[track_caller]
+        pub fn expect(&mut self, needle: &str) -> String {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let screen = self.screen();
+                if let Some(at) = screen.get(self.pos..).and_then(|s| s.find(needle)) {
+                    let start = self.pos;
+                    self.pos += at + needle.len();
+                    return screen[start..self.pos].to_owned();
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for {needle:?}; screen after the last match:\n{}",
+                    screen.get(self.pos..).unwrap_or("")
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    impl Drop for Pty {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn strip_ansi(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() || c == '~' {
+                            break;
+                        }
+                    }
+                } else {
+                    chars.next();
+                }
+            } else if c != '\r' {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+fn sleeping_queries() -> usize {
+    let out = crate::db::postgres()
+        .psql_super(
+            "app",
+            "select count(*) from pg_stat_activity where state = 'active' and query like 'select pg_sleep(30)%'",
+        )
+        .unwrap();
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("count: {out}"))
+}
+
+#[test]
+fn sql_interactive_session_through_a_terminal() {
+    let env = Env::new();
+    let gate = gate();
+    let cmd = at_gate(&env, &gate, "sql", "iamuserapp");
+    let mut term = pty::Pty::spawn(cmd);
+    term.expect("iamuserapp@app=> ");
+
+    // Multi-line entry: the continuation prompt, then the result.
+    term.line("select 1 +");
+    term.expect("iamuserapp@app-> ");
+    term.line("41 as answer; select 'two' as second;");
+    term.expect("answer");
+    term.expect("42");
+    term.expect("(1 row");
+    term.expect("two");
+    term.expect("iamuserapp@app=> ");
+
+    // A meta-command.
+    term.line("\\conninfo");
+    term.expect("connected: database \"app\" as user \"iamuserapp\"");
+    term.expect("iamuserapp@app=> ");
+
+    // Ctrl-C at the prompt throws the unfinished statement away.
+    term.line("select 'junk'");
+    term.expect("iamuserapp@app-> ");
+    term.send("\x03");
+    term.expect("iamuserapp@app=> ");
+    term.line("select 'clean' as c;");
+    let out = term.expect("iamuserapp@app=> ");
+    assert!(
+        out.contains("clean") && !out.contains("syntax error"),
+        "{out}"
+    );
+
+    // Ctrl-C during a query cancels it on the server; the session lives on.
+    term.line("select pg_sleep(30);");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sleeping_queries() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pg_sleep never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let started = std::time::Instant::now();
+    term.send("\x03");
+    term.expect("57014");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    term.expect("iamuserapp@app=> ");
+    assert_eq!(sleeping_queries(), 0);
+    term.line("select 'still here' as alive;");
+    term.expect("still here");
+    term.expect("iamuserapp@app=> ");
+
+    // A failed transaction shows in the prompt until it ends.
+    term.line("begin;");
+    term.expect("iamuserapp@app=> ");
+    term.line("select nope;");
+    term.expect("42703");
+    term.expect("iamuserapp@app=!> ");
+    term.line("rollback;");
+    term.expect("iamuserapp@app=> ");
+
+    // The gate drops the connection while a statement is half typed: it is
+    // kept, and runs on a fresh connection with a fresh token.
+    let accepted_before = gate
+        .events()
+        .iter()
+        .filter(|e| e.starts_with("accepted"))
+        .count();
+    term.line("select 'typed before' ||");
+    term.expect("iamuserapp@app-> ");
+    gate.drop_all_sessions();
+    term.line("' the drop' as kept;");
+    term.expect("connection to the server was lost");
+    term.expect("session state was lost");
+    term.expect("typed before the drop");
+    term.expect("iamuserapp@app=> ");
+    let accepted_after = gate
+        .events()
+        .iter()
+        .filter(|e| e.starts_with("accepted"))
+        .count();
+    assert_eq!(accepted_after, accepted_before + 1, "{:?}", gate.events());
+
+    // Nothing that looks like a secret reaches the history file.
+    term.line("select 'my password' as p;");
+    term.expect("iamuserapp@app=> ");
+    term.line("\\q");
+    let status = term.child.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{}", term.screen());
+    let history = env.home().join(".local/share/rdsiam/history");
+    let text = std::fs::read_to_string(&history).unwrap();
+    assert!(text.contains("select 1 +"), "{text}");
+    assert!(!text.to_lowercase().contains("password"), "{text}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&history).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
