@@ -489,12 +489,16 @@ impl Runner {
             Meta::Expanded => {
                 self.expanded = !self.expanded;
                 let state = if self.expanded { "on" } else { "off" };
-                self.note(&format!("Expanded display is {state}."));
+                if self.interactive {
+                    eprintln!("Expanded display is {state}.");
+                }
             }
             Meta::Timing => {
                 self.timing = !self.timing;
                 let state = if self.timing { "on" } else { "off" };
-                self.note(&format!("Timing is {state}."));
+                if self.interactive {
+                    eprintln!("Timing is {state}.");
+                }
             }
             Meta::ConnInfo => {
                 let text = self.conninfo();
@@ -552,7 +556,8 @@ impl Runner {
             e.kind,
             e.name,
             self.resolved.aws.region,
-            format!("{:?}", self.connector.sslmode).to_lowercase(),
+            clap::ValueEnum::to_possible_value(&self.connector.sslmode)
+                .map_or_else(|| "?".to_owned(), |v| v.get_name().to_owned()),
         )
     }
 

@@ -230,6 +230,22 @@ fn sql_reads_a_script_from_stdin_and_files() {
     );
     assert_eq!((run.code, run.stdout.as_str()), (0, "n\r\n7\r\n"));
 
+    // \i runs another file; \o sends results to a file and back.
+    let inner = env.home().join("inner.sql");
+    std::fs::write(&inner, "select 'included' as inc;\n").unwrap();
+    let out = env.home().join("out.txt");
+    let script = format!(
+        "\\o {}\n\\i {}\n\\o\nselect 'to stdout' as s;\n",
+        out.display(),
+        inner.display()
+    );
+    let run = with_stdin(sql(&env, &gate).args(["-o", "csv"]), &script);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "s\r\nto stdout\r\n");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "inc\r\nincluded\r\n"
+    );
     let run = expect(
         sql(&env, &gate)
             .args(["-f"])
@@ -480,6 +496,7 @@ fn sql_interactive_session_through_a_terminal() {
     // A meta-command.
     term.line("\\conninfo");
     term.expect("connected: database \"app\" as user \"iamuserapp\"");
+    term.expect("sslmode verify-full");
     term.expect("iamuserapp@app=> ");
 
     // Ctrl-C at the prompt throws the unfinished statement away.
