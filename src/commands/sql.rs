@@ -17,8 +17,8 @@ use crate::target::Target;
 use super::{Resolved, runtime};
 
 pub fn run(args: SqlArgs) -> Result<u8> {
-    let target = Target::from_args(&args.target)?;
-    let connector = Connector::from_args(&args.conn)?;
+    let (target, conn) = Target::with_conn(&args.target, &args.conn)?;
+    let connector = Connector::from_args(&conn)?;
     let script = script(&args)?;
     let rt = runtime()?;
     let resolved = match Resolved::local(&target) {
