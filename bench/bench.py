@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""rdsiam against the AWS CLI and boto3, side by side, from one run.
+"""rdsiam against the AWS CLI and boto3 (token), and against the AWS CLI
+plus psql logging in through scripts/sandbox (check), side by side, from one run.
 
 Started by bench/bench (which makes the venv and finds or builds rdsiam);
 see bench/README.md. Standard library only: it runs in the venv that holds
@@ -9,12 +10,14 @@ awscli and boto3, but never imports them itself.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import platform
 import shlex
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -431,27 +434,284 @@ def check_targets(by: dict[str, Result]) -> list[tuple[str, bool, str]]:
 
 # ---------------------------------------------------- the check benchmark
 #
-# HOOK: the second table, `rdsiam check` against
-# `aws rds generate-db-auth-token … | psql -c 'select current_user'`.
-# It needs a database that takes IAM tokens: scripts/sandbox (being built)
-# will start the IAM gate in front of a throwaway PostgreSQL. To add it:
-#   1. start the sandbox here and read its host/port/CA/credentials,
-#   2. build two Cases: `rdsiam check --host … --port … -U … --ca-bundle …`
-#      and `sh -c 'PGPASSWORD="$(aws rds generate-db-auth-token …)" psql
-#      "host=… sslmode=verify-full sslrootcert=…" -c "select current_user"'`
-#      (env from hermetic_env(), plus the sandbox's endpoint variables),
-#   3. return measure_all(cases, ctx); main() renders it with render_table() and
-#      stops the sandbox.
+# The second table: `rdsiam check` against what people type today,
+# `PGPASSWORD="$(aws rds generate-db-auth-token …)" psql … -c 'select current_user'`,
+# both logging in to a real PostgreSQL through an IAM gate. The world comes
+# from scripts/sandbox (testkit's rdsiam-sandbox): run with no COMMAND it
+# prints `export NAME=value` lines and waits for SIGTERM; the bench starts it,
+# reads those lines into an environment, runs every command of this table in
+# it, and stops it again, whatever happens in between.
+
+PROXY = "PostgreSqlProxy"
+DBNAME = "app"
+MIN_CHECK_SPEEDUP_VS_PSQL = 5.0  # rdsiam check median at least this many times faster
+# Generous: the first scripts/sandbox run builds rdsiam-sandbox (minutes on 2 cores).
+SANDBOX_START_TIMEOUT_S = float(os.environ.get("BENCH_SANDBOX_TIMEOUT", "1800"))
+SANDBOX_STOP_TIMEOUT_S = 30.0
 
 
-def check_benchmark(ctx: Ctx) -> list[Result] | None:
-    sandbox = ctx.root / "scripts" / "sandbox"
-    if not sandbox.exists():
-        print("check benchmark: needs scripts/sandbox (not yet available)")
-        return None
-    print("check benchmark: scripts/sandbox exists, but this table is not written yet "
-          "(see check_benchmark() in bench/bench.py)")
+class SandboxError(Exception):
+    pass
+
+
+class SandboxProc:
+    """`scripts/sandbox` with no COMMAND, as a context manager.
+
+    Entering starts it and parses its `export` lines into `self.vars`; leaving
+    sends SIGTERM (the sandbox then stops PostgreSQL, the gate and the API and
+    removes its temp dirs) and waits; a sandbox that doesn't go in time is
+    killed with its whole process group. It runs in a session of its own, so
+    the group holds exactly what it started (cargo while building, then the
+    sandbox); a Ctrl-C at the bench's terminal reaches the bench, whose
+    cleanup then stops the sandbox in order.
+    """
+
+    def __init__(self, script: Path):
+        self.script = script
+        self.proc: subprocess.Popen | None = None
+        self.vars: dict[str, str] = {}
+        self.startup_s = 0.0
+        self._err = tempfile.TemporaryFile(mode="w+")
+        self._up = False
+
+    def __enter__(self) -> "SandboxProc":
+        import queue
+        import threading
+
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [str(self.script)], cwd=str(self.script.parent.parent),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._err,
+            text=True, start_new_session=True,
+        )
+        try:
+            lines: queue.Queue[str | None] = queue.Queue()
+
+            def pump(out=self.proc.stdout) -> None:
+                for line in out:
+                    lines.put(line)
+                lines.put(None)
+
+            threading.Thread(target=pump, daemon=True).start()
+            deadline = time.monotonic() + SANDBOX_START_TIMEOUT_S
+            exports: list[str] = []
+            while True:
+                try:
+                    line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise SandboxError(f"not up after {SANDBOX_START_TIMEOUT_S:.0f} s"
+                                       f" (BENCH_SANDBOX_TIMEOUT):\n{self.stderr_tail()}") from None
+                if line is None:
+                    try:
+                        self.proc.wait(timeout=SANDBOX_STOP_TIMEOUT_S)
+                    except subprocess.TimeoutExpired:
+                        pass
+                    raise SandboxError(f"exited {self.proc.returncode} before printing "
+                                       f"its environment:\n{self.stderr_tail()}")
+                line = line.rstrip("\n")
+                if line.startswith(("export ", "unset ")):
+                    exports.append(line)
+                elif exports:  # the block is printed in one write; the comment after it ends it
+                    break
+            self.startup_s = time.perf_counter() - t0
+            self._up = True
+            self.vars = parse_exports(exports)
+            for name in ("RDSIAM_VIA", "PGSSLROOTCERT", "AWS_ENDPOINT_URL_RDS"):
+                if name not in self.vars:
+                    raise SandboxError(f"its environment has no {name}:\n" + "\n".join(exports))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                if self._up:
+                    proc.send_signal(signal.SIGTERM)  # the sandbox tears down in order
+                else:  # still in scripts/sandbox's cargo build, or starting: all of it
+                    os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=SANDBOX_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                print(f"bench: the sandbox (pid {proc.pid}) did not stop within "
+                      f"{SANDBOX_STOP_TIMEOUT_S:.0f} s of SIGTERM; killing it", file=sys.stderr)
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+        if self._up and proc.returncode not in (0, -signal.SIGTERM):
+            print(f"bench: the sandbox exited {proc.returncode} on stopping:\n{self.stderr_tail()}",
+                  file=sys.stderr)
+        self._err.close()
+
+    def stderr_tail(self, n: int = 20) -> str:
+        try:
+            self._err.seek(0)
+            return "\n".join(self._err.read().strip().splitlines()[-n:])
+        except (OSError, ValueError):
+            return ""
+
+
+def parse_exports(lines: list[str]) -> dict[str, str]:
+    """`export NAME=value` lines (POSIX-shell quoted) to a dict; `unset` lines
+    are dropped (the bench's environments start empty anyway). A `$PATH` in
+    the value (the sandbox prepends and appends to the caller's PATH) is
+    expanded with the bench's own PATH."""
+    out: dict[str, str] = {}
+    for line in lines:
+        if not line.startswith("export "):
+            continue
+        name, _, raw = line[len("export "):].partition("=")
+        words = shlex.split(raw) if raw else [""]
+        if len(words) != 1:
+            raise SandboxError(f"cannot parse {line!r}")
+        value = words[0]
+        if name == "PATH":
+            own = os.environ.get("PATH", "/usr/bin:/bin")
+            value = value.replace("${PATH}", own).replace("$PATH", own)
+        out[name] = value
+    return out
+
+
+def find_psql(path: str) -> str | None:
+    """psql on `path`, else where PostgreSQL installs it off PATH (Debian's
+    versioned dir, RDSIAM_PG_BIN, Homebrew's keg-only formulae)."""
+    found = shutil.which("psql", path=path)
+    if found:
+        return found
+    import glob
+
+    dirs = [os.environ["RDSIAM_PG_BIN"]] if os.environ.get("RDSIAM_PG_BIN") else []
+    for pattern in ("/usr/lib/postgresql/*/bin", "/opt/homebrew/opt/*/bin", "/usr/local/opt/*/bin"):
+        dirs += sorted(glob.glob(pattern), reverse=True)
+    for d in dirs:
+        p = Path(d) / "psql"
+        if os.access(p, os.X_OK):
+            return str(p)
     return None
+
+
+def check_cases(ctx: Ctx, env: dict[str, str], host: str, port: int,
+                psql: str) -> list[Case]:
+    rdsiam = str(ctx.rdsiam)
+    via_host, _, via_port = env["RDSIAM_VIA"].rpartition(":")
+    aws = shlex.quote(str(ctx.venv / "bin/aws"))
+    # What the AWS docs and the article have people type, with the host name
+    # the token is signed for and verify-full checks, and the TCP connection
+    # sent to the gate (as rdsiam's RDSIAM_VIA does). sslrootcert is expanded
+    # by the shell from the sandbox's PGSSLROOTCERT.
+    script = (
+        f'PGPASSWORD="$({aws} rds generate-db-auth-token --hostname {host} --port {port}'
+        f' --username {USER} --region {REGION})"'
+        f' {shlex.quote(psql)}'
+        f' "host={host} hostaddr={via_host} port={via_port} user={USER} dbname={DBNAME}'
+        f' sslmode=verify-full sslrootcert=$PGSSLROOTCERT"'
+        f' -Atc "select current_user"'
+    )
+    logged_in = f"ok: logged in as {USER} to {DBNAME}"
+    return [
+        Case("check", "rdsiam check --proxy (API+STS+login)",
+             [rdsiam, "check", "--proxy", PROXY, "--user", USER, "--dbname", DBNAME],
+             env, expect_stdout_prefix=logged_in),
+        Case("check_host", "rdsiam check --host --no-aws-identity",
+             [rdsiam, "check", "--host", host, "--user", USER, "--dbname", DBNAME,
+              "--no-aws-identity"],
+             env, expect_stdout_prefix=logged_in),
+        Case("psql", "aws generate-db-auth-token + psql -c",
+             ["/bin/sh", "-c", script], env, expect_stdout_prefix=f"{USER}\n"),
+    ]
+
+
+def check_benchmark(ctx: Ctx) -> int:
+    """Start the sandbox, time the check table, print it with its ratios and
+    target; return the number of failed targets."""
+    title = (f"check: log in through the IAM gate (RDS Proxy {PROXY}), user {USER}, "
+             f"database {DBNAME}, one query")
+    script = ctx.root / "scripts" / "sandbox"
+    if not os.access(script, os.X_OK):
+        print(f"check benchmark: SKIP, needs {script} (not found)")
+        return 0
+    if not find_psql(os.environ.get("PATH", "")):
+        print("check benchmark: SKIP, psql not found (Debian/Ubuntu: apt-get install "
+              "postgresql-client; macOS: brew install libpq)")
+        return 0
+
+    print("  starting scripts/sandbox (builds rdsiam-sandbox first if needed) …",
+          file=sys.stderr, flush=True)
+    # A plain SIGTERM to the bench would end Python without any cleanup; make
+    # it an exception so the sandbox is stopped on the way out.
+    def on_term(signum, _frame):
+        raise SystemExit(128 + signum)
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with SandboxProc(script) as sandbox:
+            return run_check_table(ctx, sandbox, title)
+    except SandboxError as e:
+        print(f"check benchmark: the sandbox did not start: {e}")
+        print()
+        print("targets:")
+        print(f"  FAIL  rdsiam check >= {MIN_CHECK_SPEEDUP_VS_PSQL:.0f}x faster than "
+              "aws generate-db-auth-token + psql: not measured (no sandbox)")
+        print()
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def run_check_table(ctx: Ctx, sandbox: SandboxProc, title: str) -> int:
+    env = hermetic_env(ctx.home, creds=False, imds_disabled=True)
+    env.update(sandbox.vars)
+
+    psql = find_psql(env["PATH"])
+    if not psql:
+        print("check benchmark: SKIP, psql not found on the sandbox's PATH")
+        return 0
+
+    # The proxy's endpoint host, as the RDS API reports it (and the token and
+    # the certificate name it).
+    proc = subprocess.run(
+        [str(ctx.rdsiam), "token", "--proxy", PROXY, "--user", USER, "-o", "json"],
+        env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+    )
+    if proc.returncode != 0:
+        sys.exit(f"bench: rdsiam token --proxy {PROXY} in the sandbox: exit {proc.returncode}\n"
+                 f"  stderr: {proc.stderr.strip()[:600]}")
+    tok = json.loads(proc.stdout)
+    host, port = tok["host"], int(tok["port"])
+
+    print(f"sandbox:  up in {sandbox.startup_s:.1f} s; {PROXY} = {host}:{port}, "
+          f"TCP to the IAM gate at {env['RDSIAM_VIA']}; RDS/STS API {env['AWS_ENDPOINT_URL_RDS']}")
+    print(f"psql:     {version_of([psql, '--version'], env)} ({psql})")
+    print(f"runs:     {ctx.runs} each after {ctx.warmup} warm-up (BENCH_CHECK_RUNS)")
+    print()
+
+    results = measure_all(check_cases(ctx, env, host, port, psql), ctx)
+    by = {r.case.key: r for r in results}
+    render_table(title, results)
+
+    full, local, tools = by["check"], by["check_host"], by["psql"]
+    print("ratios (median):")
+    print(f"  {'aws+psql / rdsiam check --proxy':<42} {tools.median_ms / full.median_ms:8.1f}x")
+    print(f"  {'aws+psql / rdsiam check --host':<42} {tools.median_ms / local.median_ms:8.1f}x")
+    print(f"  {'rdsiam check --proxy / --host':<42} {full.median_ms / local.median_ms:8.2f}x")
+    print()
+
+    speedup = tools.median_ms / full.median_ms
+    ok = speedup >= MIN_CHECK_SPEEDUP_VS_PSQL
+    print("targets:")
+    print(f"  {'PASS' if ok else 'FAIL'}  rdsiam check --proxy >= {MIN_CHECK_SPEEDUP_VS_PSQL:.0f}x "
+          f"faster than aws generate-db-auth-token + psql (median): {speedup:.1f}x")
+    print()
+    return 0 if ok else 1
 
 
 # ------------------------------------------------------------------ main
@@ -538,9 +798,9 @@ def main() -> int:
             print(f"  {'PASS' if ok else 'FAIL'}  {name}: {value}")
         print()
 
-        check = check_benchmark(ctx)
-        if check:
-            render_table("check: connect with an IAM token and run select current_user", check)
+        check_ctx = dataclasses.replace(
+            ctx, runs=int(os.environ.get("BENCH_CHECK_RUNS", "20")))
+        failed += check_benchmark(check_ctx)
 
     if failed and os.environ.get("BENCH_STRICT") == "1":
         return 1
