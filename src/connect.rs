@@ -1,5 +1,5 @@
 //! A PostgreSQL session the way RDS accepts it: tokio-postgres over TLS
-//! (native-tls), a fresh token as the cleartext password for every new
+//! (rustls, see `tls.rs`), a fresh token as the cleartext password for every new
 //! connection, optionally through a tunnel (`--via`) while the token and the
 //! certificate check still name the real endpoint. Each failure becomes a
 //! message with its exit code: network/TLS (4) or login refused (5).
@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::net::TcpStream;
 use tokio_postgres::Client;
+use tokio_postgres::tls::MakeTlsConnect;
 
 use crate::ca::Roots;
 use crate::cli::{ConnArgs, SslMode};
@@ -55,7 +56,7 @@ pub struct Connector {
     pub sslmode: SslMode,
     pub roots: Roots,
     pub timeout: Duration,
-    tls: native_tls::TlsConnector,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
 impl Connector {
@@ -79,27 +80,9 @@ impl Connector {
         roots: Roots,
         timeout: Duration,
     ) -> Result<Connector> {
-        let mut builder = native_tls::TlsConnector::builder();
-        if matches!(roots, Roots::File(_)) {
-            // libpq semantics: sslrootcert is the whole trust store.
-            builder.disable_built_in_roots(true);
-        }
-        for cert in roots.certificates()? {
-            builder.add_root_certificate(cert);
-        }
-        match sslmode {
-            SslMode::VerifyFull => {}
-            SslMode::VerifyCa => {
-                builder.danger_accept_invalid_hostnames(true);
-            }
-            SslMode::Require => {
-                builder.danger_accept_invalid_certs(true);
-                builder.danger_accept_invalid_hostnames(true);
-            }
-        }
-        let tls = builder
-            .build()
-            .map_err(|err| Failure::network(format!("setting up TLS: {err}")))?;
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(crate::tls::client_config(
+            sslmode, &roots,
+        )?);
         Ok(Connector {
             via,
             sslmode,
@@ -107,6 +90,18 @@ impl Connector {
             timeout,
             tls,
         })
+    }
+
+    /// The TLS side of one connection, verified against `host`.
+    fn tls_for(
+        &self,
+        host: &str,
+    ) -> <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<TcpStream>>::TlsConnect {
+        let mut make = self.tls.clone();
+        match MakeTlsConnect::<TcpStream>::make_tls_connect(&mut make, host) {
+            Ok(connect) => connect,
+            Err(never) => match never {},
+        }
     }
 
     /// Open a TCP connection to the endpoint or the tunnel, within `timeout`.
@@ -182,7 +177,7 @@ impl Connector {
         let endpoint = &resolved.endpoint;
         let attempt = async {
             let tcp = self.tcp(&endpoint.host, endpoint.port).await?;
-            let tls = postgres_native_tls::TlsConnector::new(self.tls.clone(), &endpoint.host);
+            let tls = self.tls_for(&endpoint.host);
             token.cancel_query_raw(tcp, tls).await.map_err(|err| {
                 anyhow::Error::from(Failure::network(format!(
                     "sending the cancel request failed: {}",
@@ -226,7 +221,7 @@ impl Connector {
         if let Some(db) = dbname {
             config.dbname(db);
         }
-        let tls = postgres_native_tls::TlsConnector::new(self.tls.clone(), &endpoint.host);
+        let tls = self.tls_for(&endpoint.host);
         let (client, connection) = config
             .connect_raw(tcp, tls)
             .await
@@ -266,15 +261,11 @@ impl Connector {
         let chain = crate::aws::error_chain(err);
         let lower = chain.to_lowercase();
         let at = format!("{}:{}{}", endpoint.host, endpoint.port, self.via_note());
-        let failure = if lower.contains("hostname mismatch")
-            || lower.contains("ip address mismatch")
-        {
+        let failure = if lower.contains("notvalidforname") || lower.contains("not valid for name") {
             Failure::network(format!("TLS: the server's certificate does not name `{}` ({chain})", endpoint.host)).hint(
                 "connect by the endpoint's real name; for a tunnel keep --host/--proxy/--cluster and add --via 127.0.0.1:PORT (or use --sslmode verify-ca)",
             )
-        } else if lower.contains("certificate verify failed")
-            || lower.contains("certificate") && lower.contains("tls")
-        {
+        } else if lower.contains("invalid peer certificate") || lower.contains("unknownissuer") {
             Failure::network(format!("TLS: the server's certificate is not trusted at {at} ({chain})")).hint(match self.roots {
                 Roots::BuiltIn => "the built-in bundle holds the RDS CAs and Amazon roots; for another CA pass --ca-bundle FILE".to_owned(),
                 Roots::File(ref path) => format!("the certificate does not chain to {}; drop --ca-bundle/PGSSLROOTCERT to use the built-in RDS bundle", path.display()),
@@ -309,6 +300,13 @@ fn login_refused(resolved: &Resolved, base: &str) -> Failure {
     )
     .hint("known causes, most likely first:");
     let mut causes = Vec::new();
+    // What the API told us outranks what is merely common.
+    if endpoint.iam == Some(false) {
+        causes.push(format!(
+            "IAM auth is OFF on this target: {}",
+            endpoint.enable_iam_hint()
+        ));
+    }
     if let Some(host_region) = host_region(&endpoint.host).filter(|r| *r != region.as_str()) {
         causes.push(format!(
             "region mismatch: the token was signed for {region}, the endpoint is in {host_region}; pass --region {host_region}"
@@ -330,13 +328,9 @@ fn login_refused(resolved: &Resolved, base: &str) -> Failure {
         ),
     });
     causes.push("clock skew: this machine's clock must be within 5 minutes of AWS time (check `timedatectl`)".to_owned());
-    causes.push(match endpoint.iam {
-        Some(false) => format!(
-            "IAM auth is OFF on this target: {}",
-            endpoint.enable_iam_hint()
-        ),
-        _ => "IAM auth off on the target (`rdsiam list` shows it)".to_owned(),
-    });
+    if endpoint.iam.is_none() {
+        causes.push("IAM auth off on the target (`rdsiam list` shows it)".to_owned());
+    }
     for (n, cause) in causes.into_iter().enumerate() {
         failure = failure.hint(format!("{}. {cause}", n + 1));
     }

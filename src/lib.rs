@@ -15,4 +15,5 @@ pub mod error;
 pub mod output;
 pub mod repl;
 pub mod target;
+pub mod tls;
 pub mod token;

@@ -240,6 +240,57 @@ fn untrusted_certificate_exits_4() {
 }
 
 #[test]
+fn system_roots_back_up_the_built_in_bundle() {
+    let env = Env::new();
+    let gate = gate();
+    // rustls-native-certs reads SSL_CERT_FILE as the system store: a CA
+    // there is trusted alongside the built-in bundle, with no --ca-bundle.
+    let run = expect(
+        env.cmd().env("SSL_CERT_FILE", ca_file(&env, &gate)).args([
+            "check",
+            "--host",
+            "localhost",
+            "--port",
+            &gate.port().to_string(),
+            "-U",
+            "iamuserapp",
+            "-d",
+            "app",
+            "--region",
+            REGION,
+            "--no-aws-identity",
+        ]),
+        0,
+    );
+    assert!(run.stdout.contains("sslmode verify-full"), "{}", run.stdout);
+    // --ca-bundle is the whole trust store, as libpq's sslrootcert is.
+    let other = env.home().join("other.pem");
+    std::fs::write(&other, rdsiam::ca::BUNDLE).unwrap();
+    let run = expect(
+        env.cmd()
+            .env("SSL_CERT_FILE", ca_file(&env, &gate))
+            .args([
+                "check",
+                "--host",
+                "localhost",
+                "--port",
+                &gate.port().to_string(),
+                "-U",
+                "iamuserapp",
+                "-d",
+                "app",
+                "--region",
+                REGION,
+                "--no-aws-identity",
+            ])
+            .arg("--ca-bundle")
+            .arg(&other),
+        4,
+    );
+    assert!(run.stderr.contains("not trusted"), "{}", run.stderr);
+}
+
+#[test]
 fn certificate_for_another_name_exits_4_unless_verify_ca() {
     let env = Env::new();
     let gate = gate();
@@ -464,4 +515,55 @@ fn network_failures_exit_4() {
         4,
     );
     assert!(run.stderr.contains("tunnel"), "{}", run.stderr);
+}
+
+#[test]
+fn iam_off_on_the_target_is_the_first_cause() {
+    let env = Env::new();
+    let api = RdsApi::start(Inventory::article()).unwrap();
+    let off = Inventory::article()
+        .instances
+        .into_iter()
+        .find(|i| !i.iam_enabled)
+        .unwrap();
+    let mut cfg = rdsiam_testkit::gate::GateConfig::new(crate::db::postgres());
+    cfg.endpoint_host = off.address.clone();
+    cfg.endpoint_port = Some(off.port);
+    cfg.iam_off_hosts = vec![off.address.clone()];
+    let gate = rdsiam_testkit::gate::Gate::start(cfg).unwrap();
+    let run = expect(
+        env.cmd()
+            .args([
+                "check",
+                "--instance",
+                &off.id,
+                "-U",
+                "iamuserapp",
+                "-d",
+                "app",
+                "--region",
+                REGION,
+                "--no-aws-identity",
+            ])
+            .args([
+                "--endpoint-url",
+                &api.url(),
+                "--via",
+                &format!("127.0.0.1:{}", gate.port()),
+            ])
+            .arg("--ca-bundle")
+            .arg(ca_file(&env, &gate)),
+        5,
+    );
+    assert!(
+        run.stderr.contains("1. IAM auth is OFF on this target"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!(":dbuser:{}/iamuserapp", off.resource_id)),
+        "{}",
+        run.stderr
+    );
 }
