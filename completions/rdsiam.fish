@@ -40,8 +40,8 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l cluster -d 'Auro
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l instance -d 'DB instance identifier' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l port -d 'Port [default: the API\'s port, else 5432]' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -s U -l user -d 'Database user (the role granted rds_iam)' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -s d -l dbname -d 'Database name' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -s U -l user -d 'Database user, the role granted rds_iam [env: PGUSER]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -s d -l dbname -d 'Database name [env: PGDATABASE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
@@ -57,16 +57,16 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l cluster -d 'Auro
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l instance -d 'DB instance identifier' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l port -d 'Port [default: the API\'s port, else 5432]' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s U -l user -d 'Database user (the role granted rds_iam)' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s d -l dbname -d 'Database name' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s U -l user -d 'Database user, the role granted rds_iam [env: PGUSER]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s d -l dbname -d 'Database name [env: PGDATABASE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l via -d 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l via -d 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l sslmode -d 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS' -r -f -a "verify-full\t'Verify the chain and that the certificate names the endpoint host'
 verify-ca\t'Verify the chain only'
 require\t'Encrypt without verifying (not recommended)'"
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l ca-bundle -d 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle' -r -F
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l ca-bundle -d 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]' -r -F
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l connect-timeout -d 'Seconds to wait for TCP, TLS and login together [default: 10]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l expect-user -d 'Fail with exit 6 unless the session\'s current_user is USER' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s o -l output -d 'Output format' -r -f -a "text\t''
@@ -81,16 +81,16 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l cluster -d 'Auror
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l instance -d 'DB instance identifier' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l port -d 'Port [default: the API\'s port, else 5432]' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -s U -l user -d 'Database user (the role granted rds_iam)' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -s d -l dbname -d 'Database name' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -s U -l user -d 'Database user, the role granted rds_iam [env: PGUSER]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -s d -l dbname -d 'Database name [env: PGDATABASE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l via -d 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l via -d 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l sslmode -d 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS' -r -f -a "verify-full\t'Verify the chain and that the certificate names the endpoint host'
 verify-ca\t'Verify the chain only'
 require\t'Encrypt without verifying (not recommended)'"
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l ca-bundle -d 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle' -r -F
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l ca-bundle -d 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]' -r -F
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l connect-timeout -d 'Seconds to wait for TCP, TLS and login together [default: 10]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l psql -d 'The psql binary to run [default: psql on PATH]' -r -F
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l no-config -d 'Ignore the config file'
@@ -103,16 +103,16 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l cluster -d 'Aurora
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l instance -d 'DB instance identifier' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l port -d 'Port [default: the API\'s port, else 5432]' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s U -l user -d 'Database user (the role granted rds_iam)' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s d -l dbname -d 'Database name' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s U -l user -d 'Database user, the role granted rds_iam [env: PGUSER]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s d -l dbname -d 'Database name [env: PGDATABASE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l via -d 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l via -d 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l sslmode -d 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS' -r -f -a "verify-full\t'Verify the chain and that the certificate names the endpoint host'
 verify-ca\t'Verify the chain only'
 require\t'Encrypt without verifying (not recommended)'"
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l ca-bundle -d 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle' -r -F
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l ca-bundle -d 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]' -r -F
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l connect-timeout -d 'Seconds to wait for TCP, TLS and login together [default: 10]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s c -l command -d 'Run this SQL and exit (repeatable; runs in order)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s f -l file -d 'Run the SQL in FILE and exit' -r -F

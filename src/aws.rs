@@ -63,8 +63,20 @@ impl Aws {
     }
 }
 
-fn env_var(name: &str) -> Option<String> {
+/// The variables the SDK reads for what `--region`, `--profile` and
+/// `--endpoint-url` set, in its order of preference.
+pub const REGION_VARS: &[&str] = &["AWS_REGION", "AWS_DEFAULT_REGION"];
+pub const PROFILE_VARS: &[&str] = &["AWS_PROFILE"];
+pub const ENDPOINT_VARS: &[&str] = &["AWS_ENDPOINT_URL_RDS", "AWS_ENDPOINT_URL"];
+
+/// A variable's value, treating empty as unset (as the SDK does).
+pub fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The first of `names` that is set, with its name.
+pub fn first_env(names: &[&'static str]) -> Option<(&'static str, String)> {
+    names.iter().find_map(|n| env_var(n).map(|v| (*n, v)))
 }
 
 /// The profile the SDK will use, for messages.
@@ -87,8 +99,7 @@ pub fn from_env(settings: &AwsSettings) -> Option<Aws> {
     let region = settings
         .region
         .clone()
-        .or_else(|| env_var("AWS_REGION"))
-        .or_else(|| env_var("AWS_DEFAULT_REGION"))?;
+        .or_else(|| first_env(REGION_VARS).map(|(_, v)| v))?;
     let key = env_var("AWS_ACCESS_KEY_ID")?;
     let secret = env_var("AWS_SECRET_ACCESS_KEY")?;
     let session = env_var("AWS_SESSION_TOKEN").or_else(|| env_var("AWS_SECURITY_TOKEN"));

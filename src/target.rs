@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::aws::AwsSettings;
+use crate::aws::{self, AwsSettings};
 use crate::cli::{ConnArgs, TargetArgs};
 use crate::config::{Config, Entry};
 use crate::error::Failure;
@@ -70,20 +70,27 @@ fn kinds_set(entry: &Entry) -> Vec<&'static str> {
 }
 
 impl Layered {
-    /// Put `upper` over what is here. Naming a kind of endpoint replaces
-    /// the whole selector, so a flag's `--host` beats a target's proxy.
+    /// Put `upper` over what is here.
     fn overlay(&mut self, upper: &Entry, source: Source) {
-        let dst = &mut self.entry;
+        // Naming a kind of endpoint replaces the endpoint: a flag's --host
+        // beats a target's proxy, and the port and tunnel the file gave that
+        // endpoint go with it (RDSIAM_VIA and flags are not tied to one).
         if !kinds_set(upper).is_empty() {
-            dst.proxy = None;
-            dst.cluster = None;
-            dst.instance = None;
-            dst.host = None;
-            dst.reader = None;
-            for key in KINDS.iter().chain(&["reader"]) {
-                self.sources.remove(key);
+            self.clear(&["proxy", "cluster", "instance", "host", "reader"]);
+            for key in ["port", "via"] {
+                if matches!(
+                    self.sources.get(key),
+                    Some(Source::Defaults | Source::Target)
+                ) {
+                    self.clear(&[key]);
+                }
             }
         }
+        // A profile brings its own region; a lower layer's must not win.
+        if upper.profile.is_some() && upper.region.is_none() {
+            self.clear(&["region"]);
+        }
+        let dst = &mut self.entry;
         macro_rules! take {
             ($($field:ident => $key:literal),* $(,)?) => {$(
                 if let Some(value) = &upper.$field {
@@ -100,31 +107,54 @@ impl Layered {
         );
     }
 
+    fn clear(&mut self, keys: &[&'static str]) {
+        for key in keys {
+            let e = &mut self.entry;
+            match *key {
+                "proxy" => e.proxy = None,
+                "cluster" => e.cluster = None,
+                "instance" => e.instance = None,
+                "host" => e.host = None,
+                "reader" => e.reader = None,
+                "port" => e.port = None,
+                "via" => e.via = None,
+                "region" => e.region = None,
+                "profile" => e.profile = None,
+                "endpoint-url" => e.endpoint_url = None,
+                _ => unreachable!("not a layered key: {key}"),
+            }
+            self.sources.remove(key);
+        }
+    }
+
     /// AWS variables beat the file but are read by the SDK itself, so a
     /// file value they cover is dropped rather than passed on as explicit.
     fn mask_aws_env(&mut self) {
-        let set = |names: &[&str]| {
-            names
-                .iter()
-                .any(|n| std::env::var_os(n).is_some_and(|v| !v.is_empty()))
-        };
         for (key, names) in [
-            ("region", &["AWS_REGION", "AWS_DEFAULT_REGION"][..]),
-            ("profile", &["AWS_PROFILE"][..]),
-            (
-                "endpoint-url",
-                &["AWS_ENDPOINT_URL_RDS", "AWS_ENDPOINT_URL"][..],
-            ),
+            ("profile", aws::PROFILE_VARS),
+            ("region", aws::REGION_VARS),
+            ("endpoint-url", aws::ENDPOINT_VARS),
         ] {
-            if set(names) && self.sources.get(key).is_some_and(|s| *s != Source::Flag) {
-                match key {
-                    "region" => self.entry.region = None,
-                    "profile" => self.entry.profile = None,
-                    _ => self.entry.endpoint_url = None,
+            if aws::first_env(names).is_some() {
+                self.clear(&[key]);
+                if key == "profile" {
+                    // The SDK takes the region from that profile.
+                    self.clear(&["region"]);
                 }
                 self.sources.insert(key, Source::Env);
             }
         }
+    }
+}
+
+/// The libpq and rdsiam variables that stand for flags.
+fn env_entry() -> Entry {
+    Entry {
+        user: aws::env_var("PGUSER"),
+        dbname: aws::env_var("PGDATABASE"),
+        ca_bundle: aws::env_var("PGSSLROOTCERT").map(Into::into),
+        via: aws::env_var("RDSIAM_VIA"),
+        ..Entry::default()
     }
 }
 
@@ -182,6 +212,7 @@ pub fn layer_with(config: &Config, args: &TargetArgs, conn: Option<&ConnArgs>) -
         }
         layered.overlay(entry, source);
     }
+    layered.overlay(&env_entry(), Source::Env);
     layered.mask_aws_env();
     layered.overlay(&flags_entry(args, conn), Source::Flag);
     Ok(layered)
@@ -225,12 +256,22 @@ impl Target {
                 .into());
         };
         if e.reader == Some(true) && !matches!(selector, Selector::Cluster { .. }) {
-            return Err(Failure::usage("--reader applies only to --cluster").into());
+            return Err(Failure::usage("--reader applies only to a cluster")
+                .hint("use --cluster ID --reader, or drop --reader")
+                .into());
         }
         if e.port == Some(0) {
-            return Err(
-                Failure::usage("port 0 is not a port: use a number from 1 to 65535").into(),
-            );
+            return Err(Failure::usage("port 0 is not a port")
+                .hint("use a number from 1 to 65535 (--port, or port = … in the config file)")
+                .into());
+        }
+        if let Some(secs) = e.connect_timeout.filter(|s| !(1..=3600).contains(s)) {
+            return Err(Failure::usage(format!("connect-timeout {secs} is out of range"))
+                .hint("use 1 to 3600 seconds (--connect-timeout, or connect-timeout = … in the config file)")
+                .into());
+        }
+        if let Selector::Host(host) = &selector {
+            check_host(host)?;
         }
         let user = match e.user.as_deref() {
             None => {
@@ -259,10 +300,27 @@ impl Target {
     }
 }
 
+/// A host name or IPv4 address, as RDS endpoints are; anything else would
+/// sign a URL no server can match.
+fn check_host(host: &str) -> Result<()> {
+    let ok = host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::usage(format!("`{host}` is not a host name"))
+            .hint("pass the endpoint's DNS name (letters, digits, `-`, `.`) or an IPv4 address, e.g. --host mydb.abc123.us-east-1.rds.amazonaws.com")
+            .into())
+    }
+}
+
 fn non_empty(value: &str, flag: &str) -> Result<String> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
-        Err(Failure::usage(format!("{flag} needs a non-empty value")).into())
+        Err(Failure::usage(format!("{flag} needs a non-empty value"))
+            .hint(format!("pass {flag} with a name, or leave it out"))
+            .into())
     } else {
         Ok(trimmed.to_owned())
     }
@@ -452,6 +510,79 @@ reader = true
             err.to_string().contains("sets both proxy and host"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_new_kind_drops_the_old_endpoints_port_and_tunnel() {
+        let cfg = config(
+            "[targets.t]\nproxy = \"p\"\nport = 6543\nvia = \"127.0.0.1:1\"\nuser = \"u\"\n",
+        );
+        let a = TargetArgs {
+            target: Some("t".into()),
+            cluster: Some("c".into()),
+            ..TargetArgs::default()
+        };
+        let l = layer_with(&cfg, &a, None).unwrap();
+        assert_eq!(l.entry.port, None);
+        assert_eq!(l.entry.via, None);
+        assert_eq!(l.entry.user.as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn a_targets_profile_beats_a_default_region() {
+        let cfg = config(
+            "[defaults]\nregion = \"us-east-1\"\n[targets.eu]\nhost = \"h\"\nprofile = \"eu\"\n",
+        );
+        let a = TargetArgs {
+            target: Some("eu".into()),
+            ..TargetArgs::default()
+        };
+        let l = layer_with(&cfg, &a, None).unwrap();
+        assert_eq!(l.entry.profile.as_deref(), Some("eu"));
+        assert_eq!(l.entry.region, None, "the profile's own region applies");
+    }
+
+    #[test]
+    fn reader_flag_completes_a_named_cluster_and_is_refused_elsewhere() {
+        let cfg = config(
+            "[targets.c]\ncluster = \"db\"\nuser = \"u\"\n[targets.p]\nproxy = \"p\"\nuser = \"u\"\n",
+        );
+        let a = TargetArgs {
+            target: Some("c".into()),
+            reader: true,
+            ..TargetArgs::default()
+        };
+        let t = Target::from_layered(&layer_with(&cfg, &a, None).unwrap()).unwrap();
+        assert_eq!(
+            t.selector,
+            Selector::Cluster {
+                id: "db".into(),
+                reader: true
+            }
+        );
+        let a = TargetArgs {
+            target: Some("p".into()),
+            reader: true,
+            ..TargetArgs::default()
+        };
+        let err = Target::from_layered(&layer_with(&cfg, &a, None).unwrap()).unwrap_err();
+        assert_eq!(exit_code(&err), 2);
+    }
+
+    #[test]
+    fn hosts_and_timeouts_are_checked() {
+        for bad in ["db example", "ユーザー.example", "::1", "h/x"] {
+            let mut a = args();
+            a.host = Some(bad.into());
+            assert_eq!(exit_code(&Target::from_args(&a).unwrap_err()), 2, "{bad}");
+        }
+        let cfg = config("[targets.t]\nhost = \"h\"\nuser = \"u\"\nconnect-timeout = 0\n");
+        let a = TargetArgs {
+            target: Some("t".into()),
+            ..TargetArgs::default()
+        };
+        let err = Target::from_layered(&layer_with(&cfg, &a, None).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("connect-timeout 0"), "{err}");
     }
 
     #[test]

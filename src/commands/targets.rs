@@ -4,6 +4,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::aws;
 use crate::cli::{TableOutput, TargetArgs, TargetsAction, TargetsArgs};
 use crate::config::{self, Config};
 use crate::output::{print, print_json, table};
@@ -132,18 +133,12 @@ fn show(config: &Config, name: &str, output: TableOutput) -> Result<u8> {
 }
 
 fn env_value(key: &str) -> String {
-    let names: &[&str] = match key {
-        "region" => &["AWS_REGION", "AWS_DEFAULT_REGION"],
-        "profile" => &["AWS_PROFILE"],
-        _ => &["AWS_ENDPOINT_URL_RDS", "AWS_ENDPOINT_URL"],
+    let names = match key {
+        "region" => aws::REGION_VARS,
+        "profile" => aws::PROFILE_VARS,
+        _ => aws::ENDPOINT_VARS,
     };
-    names
-        .iter()
-        .find_map(|n| {
-            std::env::var(n)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .map(|v| format!("{v} (${n})"))
-        })
+    aws::first_env(names)
+        .map(|(n, v)| format!("{v} (${n})"))
         .unwrap_or_default()
 }
