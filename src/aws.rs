@@ -42,24 +42,23 @@ pub struct Aws {
 }
 
 impl Aws {
-    /// An RDS API client. Panics only if called on a [`from_env`] value,
-    /// which the code never does for network commands.
-    pub fn rds(&self) -> aws_sdk_rds::Client {
-        let mut config = aws_sdk_rds::config::Builder::from(self.sdk());
+    /// An RDS API client (on the network path, where the SDK is loaded).
+    pub fn rds(&self) -> Result<aws_sdk_rds::Client> {
+        let mut config = aws_sdk_rds::config::Builder::from(self.sdk()?);
         if let Some(url) = &self.endpoint_url {
             config = config.endpoint_url(url);
         }
-        aws_sdk_rds::Client::from_conf(config.build())
+        Ok(aws_sdk_rds::Client::from_conf(config.build()))
     }
 
-    pub fn sts(&self) -> aws_sdk_sts::Client {
-        aws_sdk_sts::Client::new(self.sdk())
+    pub fn sts(&self) -> Result<aws_sdk_sts::Client> {
+        Ok(aws_sdk_sts::Client::new(self.sdk()?))
     }
 
-    fn sdk(&self) -> &SdkConfig {
+    fn sdk(&self) -> Result<&SdkConfig> {
         self.sdk
             .as_ref()
-            .expect("SDK config is loaded on the network path")
+            .ok_or_else(|| anyhow::anyhow!("internal: the AWS SDK was not loaded on this path"))
     }
 }
 

@@ -25,6 +25,17 @@ pub enum Roots {
 }
 
 impl Roots {
+    /// From `--ca-bundle`/`PGSSLROOTCERT`: a file, or (unset, empty, or
+    /// libpq 16's `system`) the built-in bundle with the system store.
+    pub fn from_setting(path: Option<&Path>) -> Roots {
+        match path {
+            Some(path) if !path.as_os_str().is_empty() && path != Path::new("system") => {
+                Roots::File(path.to_owned())
+            }
+            _ => Roots::BuiltIn,
+        }
+    }
+
     /// The root certificates, parsed.
     pub fn certificates(&self) -> Result<Vec<CertificateDer<'static>>> {
         match self {
@@ -69,11 +80,23 @@ fn write_cached(dir: &Path, content: &[u8]) -> Result<PathBuf> {
     if std::fs::read(&path).is_ok_and(|existing| existing == content) {
         return Ok(path);
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    // Write a temp file and rename, so a concurrent psql never reads half a bundle.
+    let mut dirs = std::fs::DirBuilder::new();
+    dirs.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
+    dirs.create(dir).map_err(|err| {
+        Failure::new(
+            crate::error::Kind::Other,
+            format!("cannot create {}: {err}", dir.display()),
+        )
+        .hint("make the cache directory writable (XDG_CACHE_HOME), or pass --ca-bundle FILE")
+    })?;
+    // Write a fresh temp file (never through an existing name or symlink)
+    // and rename, so a concurrent psql never reads half a bundle.
     let tmp = dir.join(format!(".rds-ca-bundle-{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options

@@ -175,6 +175,17 @@ pub enum SslMode {
     Require,
 }
 
+impl SslMode {
+    /// libpq's spelling, as in PGSSLMODE.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::VerifyFull => "verify-full",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::Require => "require",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     #[command(flatten)]

@@ -49,6 +49,16 @@ impl Via {
     }
 }
 
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// How to open connections; built once, used for each (re)connect.
 #[derive(Clone)]
 pub struct Connector {
@@ -61,10 +71,7 @@ pub struct Connector {
 
 impl Connector {
     pub fn from_args(args: &ConnArgs) -> Result<Connector> {
-        let roots = match &args.ca_bundle {
-            Some(path) if !path.as_os_str().is_empty() => Roots::File(path.clone()),
-            _ => Roots::BuiltIn,
-        };
+        let roots = Roots::from_setting(args.ca_bundle.as_deref());
         let via = args.via.as_deref().map(Via::parse).transpose()?;
         Connector::new(
             via,
@@ -198,7 +205,7 @@ impl Connector {
     fn via_note(&self) -> String {
         self.via
             .as_ref()
-            .map(|v| format!(" (via {}:{})", v.host, v.port))
+            .map(|v| format!(" (via {v})"))
             .unwrap_or_default()
     }
 
@@ -225,18 +232,13 @@ impl Connector {
         let (client, connection) = config
             .connect_raw(tcp, tls)
             .await
-            .map_err(|err| self.classify(resolved, dbname, &err))?;
+            .map_err(|err| self.classify(resolved, &err))?;
         let task = tokio::spawn(connection);
         Ok(Session { client, task })
     }
 
     /// What a failed handshake means, and what to do about it.
-    fn classify(
-        &self,
-        resolved: &Resolved,
-        dbname: Option<&str>,
-        err: &tokio_postgres::Error,
-    ) -> anyhow::Error {
+    fn classify(&self, resolved: &Resolved, err: &tokio_postgres::Error) -> anyhow::Error {
         let endpoint = &resolved.endpoint;
         let user = &resolved.target.user;
         if let Some(db) = err.as_db_error() {
@@ -252,12 +254,21 @@ impl Connector {
                     "pass --dbname/-d with a database that exists (without it the server uses one named like the user, `{user}`)"
                 ))
                 .into(),
-                _ => Failure::new(Kind::Login, format!("the server refused the login: {base}"))
-                    .hint(db.hint().map_or_else(|| "see the server's message above".to_owned(), str::to_owned))
+                // Too many connections, starting up, shutting down, failover:
+                // the server is not taking logins now, which is not an IAM problem.
+                _ if code.starts_with("53") || code.starts_with("57") || code.starts_with("08") => Failure::network(
+                    format!("the server is not accepting connections: {base}"),
+                )
+                .hint(db.hint().map_or_else(
+                    || "try again shortly; during a failover or restart this clears within minutes (`rdsiam list` shows the status)".to_owned(),
+                    str::to_owned,
+                ))
+                .into(),
+                _ => Failure::new(Kind::Other, format!("the server ended the login: {base}"))
+                    .hint(db.hint().map_or_else(|| "see the server's message; check --dbname and the role's settings".to_owned(), str::to_owned))
                     .into(),
             };
         }
-        let _ = dbname;
         let chain = crate::aws::error_chain(err);
         let lower = chain.to_lowercase();
         let at = format!("{}:{}{}", endpoint.host, endpoint.port, self.via_note());
@@ -315,11 +326,18 @@ fn login_refused(resolved: &Resolved, base: &str) -> Failure {
     causes.push(format!(
         "the role lacks rds_iam: run `GRANT rds_iam TO \"{user}\";` as an admin"
     ));
-    let id_kind = match endpoint.kind {
-        EndpointKind::Proxy => "prx-… for a proxy",
-        EndpointKind::ClusterWriter | EndpointKind::ClusterReader => "cluster-… for a cluster",
-        EndpointKind::Instance => "db-… for an instance",
-        EndpointKind::Host => "prx-… for a proxy, cluster-… for a cluster, db-… for an instance",
+    let id_kind = match (&endpoint.kind, &endpoint.cluster) {
+        (EndpointKind::Instance, Some(cluster)) => format!(
+            "an Aurora instance's policy names its cluster's resource id, cluster-… of `{cluster}`"
+        ),
+        (EndpointKind::Proxy, _) => "prx-… for a proxy".to_owned(),
+        (EndpointKind::ClusterWriter | EndpointKind::ClusterReader, _) => {
+            "cluster-… for a cluster".to_owned()
+        }
+        (EndpointKind::Instance, None) => "db-… for an instance".to_owned(),
+        (EndpointKind::Host, _) => {
+            "prx-… for a proxy, cluster-… for a cluster, db-… for an instance".to_owned()
+        }
     };
     causes.push(match endpoint.policy_resource(region, user) {
         Some(arn) => format!("the IAM policy must allow rds-db:connect on {arn} (the resource id is {id_kind})"),

@@ -55,6 +55,9 @@ pub struct Endpoint {
     /// `prx-…`, `cluster-…` or `db-…`: the id in the `rds-db:connect` ARN.
     pub resource_id: Option<String>,
     pub arn: Option<String>,
+    /// For an instance in an Aurora cluster: the cluster, whose resource
+    /// id (not the instance's) IAM policies name.
+    pub cluster: Option<String>,
 }
 
 impl Endpoint {
@@ -71,11 +74,16 @@ impl Endpoint {
             require_tls: None,
             resource_id: None,
             arn: None,
+            cluster: None,
         }
     }
 
     /// The resource the caller's policy must allow `rds-db:connect` on.
     pub fn policy_resource(&self, region: &str, user: &str) -> Option<String> {
+        if self.cluster.is_some() {
+            // Aurora: the cluster's resource id, which this API answer lacks.
+            return None;
+        }
         let arn = self.arn.as_deref()?;
         let mut parts = arn.split(':');
         let partition = parts.nth(1)?;
@@ -127,7 +135,7 @@ async fn resolve_proxy(rds: &aws_sdk_rds::Client, name: &str) -> Result<Endpoint
     match rds.describe_db_proxies().db_proxy_name(name).send().await {
         Ok(out) => {
             if let Some(proxy) = out.db_proxies().first() {
-                return proxy_endpoint(proxy);
+                return ready(proxy_endpoint(proxy));
             }
         }
         Err(err)
@@ -144,7 +152,7 @@ async fn resolve_proxy(rds: &aws_sdk_rds::Client, name: &str) -> Result<Endpoint
         .filter(|p| p.name.eq_ignore_ascii_case(name))
         .collect();
     match matches.as_slice() {
-        [one] => Ok((*one).clone()),
+        [one] => ready((*one).clone()),
         _ => Err(not_found("proxy", name, &proxies).into()),
     }
 }
@@ -158,7 +166,7 @@ async fn resolve_cluster(rds: &aws_sdk_rds::Client, id: &str, reader: bool) -> R
     {
         Ok(out) => {
             if let Some(cluster) = out.db_clusters().first() {
-                return cluster_endpoint(cluster, reader);
+                return ready(cluster_endpoint(cluster, reader));
             }
         }
         Err(err)
@@ -180,7 +188,7 @@ async fn resolve_instance(rds: &aws_sdk_rds::Client, id: &str) -> Result<Endpoin
     {
         Ok(out) => {
             if let Some(instance) = out.db_instances().first() {
-                return instance_endpoint(instance);
+                return ready(instance_endpoint(instance));
             }
         }
         Err(err)
@@ -223,7 +231,7 @@ pub async fn list_proxies(rds: &aws_sdk_rds::Client) -> Result<Vec<Endpoint>> {
     while let Some(page) = pages.next().await {
         let page = page.map_err(|err| api_failure("DescribeDBProxies", err))?;
         for proxy in page.db_proxies() {
-            out.push(proxy_endpoint(proxy)?);
+            out.push(proxy_endpoint(proxy));
         }
     }
     Ok(out)
@@ -236,7 +244,7 @@ pub async fn list_clusters(rds: &aws_sdk_rds::Client) -> Result<Vec<Endpoint>> {
     while let Some(page) = pages.next().await {
         let page = page.map_err(|err| api_failure("DescribeDBClusters", err))?;
         for cluster in page.db_clusters() {
-            out.push(cluster_endpoint(cluster, false)?);
+            out.push(cluster_endpoint(cluster, false));
         }
     }
     Ok(out)
@@ -249,15 +257,15 @@ pub async fn list_instances(rds: &aws_sdk_rds::Client) -> Result<Vec<Endpoint>> 
     while let Some(page) = pages.next().await {
         let page = page.map_err(|err| api_failure("DescribeDBInstances", err))?;
         for instance in page.db_instances() {
-            out.push(instance_endpoint(instance)?);
+            out.push(instance_endpoint(instance));
         }
     }
     Ok(out)
 }
 
-fn proxy_endpoint(proxy: &DbProxy) -> Result<Endpoint> {
+fn proxy_endpoint(proxy: &DbProxy) -> Endpoint {
     let name = proxy.db_proxy_name().unwrap_or_default().to_owned();
-    let host = required(proxy.endpoint(), "proxy", &name, "Endpoint")?;
+    let host = proxy.endpoint().unwrap_or_default().to_owned();
     // End-to-end IAM (the article's setup) shows as DefaultAuthScheme
     // IAM_AUTH; older proxies carry IAMAuth on each secret-based auth entry.
     let iam = proxy.default_auth_scheme() == Some("IAM_AUTH")
@@ -268,7 +276,7 @@ fn proxy_endpoint(proxy: &DbProxy) -> Result<Endpoint> {
             )
         });
     let arn = proxy.db_proxy_arn().map(str::to_owned);
-    Ok(Endpoint {
+    Endpoint {
         kind: EndpointKind::Proxy,
         host,
         port: DEFAULT_PORT,
@@ -281,27 +289,24 @@ fn proxy_endpoint(proxy: &DbProxy) -> Result<Endpoint> {
             .and_then(|a| a.rsplit(':').next())
             .map(str::to_owned),
         arn,
+        cluster: None,
         name,
-    })
+    }
 }
 
-fn cluster_endpoint(cluster: &DbCluster, reader: bool) -> Result<Endpoint> {
+fn cluster_endpoint(cluster: &DbCluster, reader: bool) -> Endpoint {
     let name = cluster
         .db_cluster_identifier()
         .unwrap_or_default()
         .to_owned();
-    let (kind, host, field) = if reader {
-        (
-            EndpointKind::ClusterReader,
-            cluster.reader_endpoint(),
-            "ReaderEndpoint",
-        )
+    let (kind, host) = if reader {
+        (EndpointKind::ClusterReader, cluster.reader_endpoint())
     } else {
-        (EndpointKind::ClusterWriter, cluster.endpoint(), "Endpoint")
+        (EndpointKind::ClusterWriter, cluster.endpoint())
     };
-    Ok(Endpoint {
+    Endpoint {
         kind,
-        host: required(host, "cluster", &name, field)?,
+        host: host.unwrap_or_default().to_owned(),
         port: api_port(cluster.port()),
         engine: cluster.engine().map(str::to_owned),
         status: cluster.status().map(str::to_owned),
@@ -309,19 +314,20 @@ fn cluster_endpoint(cluster: &DbCluster, reader: bool) -> Result<Endpoint> {
         require_tls: None,
         resource_id: cluster.db_cluster_resource_id().map(str::to_owned),
         arn: cluster.db_cluster_arn().map(str::to_owned),
+        cluster: None,
         name,
-    })
+    }
 }
 
-fn instance_endpoint(instance: &DbInstance) -> Result<Endpoint> {
+fn instance_endpoint(instance: &DbInstance) -> Endpoint {
     let name = instance
         .db_instance_identifier()
         .unwrap_or_default()
         .to_owned();
     let address = instance.endpoint().and_then(|e| e.address());
-    Ok(Endpoint {
+    Endpoint {
         kind: EndpointKind::Instance,
-        host: required(address, "instance", &name, "Endpoint.Address")?,
+        host: address.unwrap_or_default().to_owned(),
         port: api_port(instance.endpoint().and_then(|e| e.port())),
         engine: instance.engine().map(str::to_owned),
         status: instance.db_instance_status().map(str::to_owned),
@@ -329,8 +335,9 @@ fn instance_endpoint(instance: &DbInstance) -> Result<Endpoint> {
         require_tls: None,
         resource_id: instance.dbi_resource_id().map(str::to_owned),
         arn: instance.db_instance_arn().map(str::to_owned),
+        cluster: instance.db_cluster_identifier().map(str::to_owned),
         name,
-    })
+    }
 }
 
 fn api_port(port: Option<i32>) -> u16 {
@@ -339,16 +346,20 @@ fn api_port(port: Option<i32>) -> u16 {
         .unwrap_or(DEFAULT_PORT)
 }
 
-/// A resource still being created has no endpoint yet.
-fn required(value: Option<&str>, what: &str, name: &str, field: &str) -> Result<String> {
-    match value {
-        Some(v) if !v.is_empty() => Ok(v.to_owned()),
-        _ => Err(Failure::aws(format!(
-            "{what} `{name}` has no {field} yet (is it still being created?)"
+/// A resource still being created has no endpoint yet; only the one asked
+/// for must have one (listings show it with an empty endpoint).
+fn ready(endpoint: Endpoint) -> Result<Endpoint> {
+    if endpoint.host.is_empty() {
+        return Err(Failure::aws(format!(
+            "{} `{}` has no endpoint yet (status: {})",
+            endpoint.kind,
+            endpoint.name,
+            endpoint.status.as_deref().unwrap_or("unknown")
         ))
         .hint("wait until `rdsiam list` shows it available, then try again")
-        .into()),
+        .into());
     }
+    Ok(endpoint)
 }
 
 /// An RDS API error as its AWS code and message, never a Rust debug dump.
@@ -401,6 +412,7 @@ mod tests {
             require_tls: Some(true),
             resource_id: Some("prx-0123456789abcdef0".into()),
             arn: Some("arn:aws:rds:us-east-1:123456789012:db-proxy:prx-0123456789abcdef0".into()),
+            cluster: None,
         }
     }
 
@@ -434,7 +446,7 @@ mod tests {
             .require_tls(true)
             .default_auth_scheme("IAM_AUTH")
             .build();
-        assert_eq!(proxy_endpoint(&api).unwrap(), proxy());
+        assert_eq!(proxy_endpoint(&api), proxy());
     }
 
     #[test]
@@ -445,6 +457,22 @@ mod tests {
         assert!(
             text.contains("did you mean `--proxy PostgreSqlProxy`?"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn listings_keep_resources_without_an_endpoint_but_resolving_one_fails() {
+        let creating = DbInstance::builder()
+            .db_instance_identifier("new-db")
+            .db_instance_status("creating")
+            .build();
+        let listed = instance_endpoint(&creating);
+        assert_eq!(listed.host, "");
+        let err = ready(listed).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("instance `new-db` has no endpoint yet (status: creating)"),
+            "{err}"
         );
     }
 

@@ -109,6 +109,23 @@ pub fn render(err: &anyhow::Error) -> String {
     }
 }
 
+/// Print a clap outcome: help and version to stdout (exit 0), usage errors
+/// with our prefix (exit 2), as every other error is.
+pub fn clap_exit(err: &clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    if err.exit_code() == 0 {
+        let _ = err.print();
+        return std::process::ExitCode::SUCCESS;
+    }
+    let text = err.render().to_string();
+    match err.kind() {
+        // `rdsiam` alone: the help is the message.
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => eprint!("{text}"),
+        _ => eprint!("rdsiam: {}", text.strip_prefix("error: ").unwrap_or(&text)),
+    }
+    std::process::ExitCode::from(Kind::Usage.code())
+}
+
 /// True when the error is a closed stdout (`rdsiam token | head -c 10`),
 /// which is not a failure of ours.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {

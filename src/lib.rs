@@ -13,6 +13,7 @@ pub mod connect;
 pub mod endpoint;
 pub mod error;
 pub mod output;
+pub mod pgenv;
 pub mod repl;
 pub mod target;
 pub mod tls;

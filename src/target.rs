@@ -9,7 +9,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::aws::{self, AwsSettings};
-use crate::cli::{ConnArgs, TargetArgs};
+use crate::cli::{AwsArgs, ConnArgs, TargetArgs};
 use crate::config::{Config, Entry};
 use crate::error::Failure;
 
@@ -291,13 +291,28 @@ impl Target {
             port: e.port,
             user,
             dbname: e.dbname.clone().filter(|db| !db.is_empty()),
-            aws: AwsSettings {
-                region: e.region.clone().filter(|r| !r.is_empty()),
-                profile: e.profile.clone().filter(|p| !p.is_empty()),
-                endpoint_url: e.endpoint_url.clone().filter(|u| !u.is_empty()),
-            },
+            aws: aws_settings(e),
         })
     }
+}
+
+fn aws_settings(e: &Entry) -> AwsSettings {
+    let set = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+    AwsSettings {
+        region: set(&e.region),
+        profile: set(&e.profile),
+        endpoint_url: set(&e.endpoint_url),
+    }
+}
+
+/// AWS settings for a command without a target (`list`): flags over the
+/// environment and the config file's `[defaults]`.
+pub fn aws_only(aws: &AwsArgs) -> Result<AwsSettings> {
+    let args = TargetArgs {
+        aws: aws.clone(),
+        ..TargetArgs::default()
+    };
+    Ok(aws_settings(&layer(&args, None)?.entry))
 }
 
 /// A host name or IPv4 address, as RDS endpoints are; anything else would

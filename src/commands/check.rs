@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::cli::{CheckArgs, CheckOutput};
@@ -81,16 +80,29 @@ pub fn run(args: CheckArgs) -> Result<u8> {
             }
             Some(caller_identity(&resolved).await)
         };
-        let (identity, session) = tokio::join!(
-            identity,
-            connector.connect(&resolved, target.dbname.as_deref())
-        );
-        let session = session?;
+        // Both at once, but a failed login must not wait for STS.
+        tokio::pin!(identity);
+        let connect = connector.connect(&resolved, target.dbname.as_deref());
+        tokio::pin!(connect);
+        let mut early = None;
+        let session = loop {
+            tokio::select! {
+                session = &mut connect => break session?,
+                done = &mut identity, if early.is_none() => early = Some(done),
+            }
+        };
+        let identity = match early {
+            Some(done) => done,
+            None => identity.await,
+        };
         let messages = session
             .client
             .simple_query(WHOAMI)
             .await
-            .map_err(|err| Failure::network(format!("the whoami query failed: {err}")))?;
+            .map_err(|err| {
+                Failure::network(format!("the whoami query failed after login: {err}"))
+                    .hint("the login worked; the connection dropped or the server refused the query (check the role's privileges on pg_stat_ssl)")
+            })?;
         let row = messages
             .iter()
             .find_map(|m| match m {
@@ -120,20 +132,14 @@ pub fn run(args: CheckArgs) -> Result<u8> {
                 version: text(9),
                 cipher: text(10),
                 bits: text(11).and_then(|b| b.parse().ok()),
-                sslmode: connector
-                    .sslmode
-                    .to_possible_value()
-                    .map_or_else(String::new, |v| v.get_name().to_owned()),
+                sslmode: connector.sslmode.as_str().to_owned(),
             },
             endpoint: EndpointReport {
                 kind: endpoint.kind.to_string(),
                 name: endpoint.name.clone(),
                 host: endpoint.host.clone(),
                 port: endpoint.port,
-                via: connector
-                    .via
-                    .as_ref()
-                    .map(|v| format!("{}:{}", v.host, v.port)),
+                via: connector.via.as_ref().map(ToString::to_string),
                 region: resolved.aws.region.clone(),
             },
             aws_identity,
@@ -165,7 +171,12 @@ pub fn run(args: CheckArgs) -> Result<u8> {
 /// STS GetCallerIdentity, best effort: a bastion without an STS route must
 /// still be able to prove the database login.
 async fn caller_identity(resolved: &Resolved) -> Result<Identity, String> {
-    let call = resolved.aws.sts().get_caller_identity().send();
+    let call = resolved
+        .aws
+        .sts()
+        .map_err(|e| e.to_string())?
+        .get_caller_identity()
+        .send();
     match tokio::time::timeout(Duration::from_secs(5), call).await {
         Err(_) => Err("STS did not answer within 5s".to_owned()),
         Ok(Err(err)) => Err(match err.as_service_error() {

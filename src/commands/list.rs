@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use crate::aws::{self, AwsSettings};
+use crate::aws;
 use crate::cli::{ListArgs, TableOutput};
 use crate::endpoint::{self, Endpoint};
 use crate::output::{print, print_json, table};
@@ -11,14 +11,10 @@ use crate::output::{print, print_json, table};
 use super::runtime;
 
 pub fn run(args: ListArgs) -> Result<u8> {
-    let settings = AwsSettings {
-        region: args.aws.region.clone(),
-        profile: args.aws.profile.clone(),
-        endpoint_url: args.aws.endpoint_url.clone(),
-    };
+    let settings = crate::target::aws_only(&args.aws)?;
     let endpoints = runtime()?.block_on(async {
         let aws = aws::load(&settings).await?;
-        let rds = aws.rds();
+        let rds = aws.rds()?;
         let (proxies, clusters, instances) = tokio::try_join!(
             endpoint::list_proxies(&rds),
             endpoint::list_clusters(&rds),

@@ -69,7 +69,7 @@ impl Resolved {
         let aws = aws::load(&target.aws).await?;
         let endpoint = match &target.selector {
             Selector::Host(host) => Endpoint::host(host, target.port),
-            selector => endpoint::resolve(&aws.rds(), selector, target.port).await?,
+            selector => endpoint::resolve(&aws.rds()?, selector, target.port).await?,
         };
         if endpoint.iam == Some(false) {
             warn(&format!(

@@ -3,75 +3,24 @@
 //! the exit status are psql's own.
 
 use std::ffi::OsString;
-use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Result;
 
-use crate::ca::Roots;
-use crate::cli::{PsqlArgs, SslMode};
-use crate::connect::{DEFAULT_CONNECT_TIMEOUT, Via};
+use crate::cli::PsqlArgs;
 use crate::error::{Failure, Kind};
 use crate::output::{print, shell_quote};
+use crate::pgenv::{self, libpq_env};
 use crate::target::Target;
 
 use super::resolve_blocking;
 
-/// Variables we set; any inherited value of these would fight ours.
-const MANAGED: &[&str] = &[
-    "PGHOST",
-    "PGHOSTADDR",
-    "PGPORT",
-    "PGUSER",
-    "PGDATABASE",
-    "PGPASSWORD",
-    "PGSSLMODE",
-    "PGSSLROOTCERT",
-    "PGAPPNAME",
-    "PGCONNECT_TIMEOUT",
-    "PGSERVICE",
-];
-
 pub fn run(args: PsqlArgs) -> Result<u8> {
     let (target, conn) = Target::with_conn(&args.target, &args.conn)?;
-    let via = conn.via.as_deref().map(Via::parse).transpose()?;
-    let roots = match &conn.ca_bundle {
-        Some(path) if !path.as_os_str().is_empty() => Roots::File(path.clone()),
-        _ => Roots::BuiltIn,
-    };
     let psql = find_psql(args.psql.as_deref())?;
     let resolved = resolve_blocking(&target)?;
-    let endpoint = &resolved.endpoint;
-
-    let mut env: Vec<(&str, String)> = vec![("PGHOST", endpoint.host.clone())];
-    match &via {
-        // libpq connects to hostaddr but verifies the certificate against PGHOST.
-        Some(via) => {
-            env.push(("PGHOSTADDR", numeric_addr(via)?));
-            env.push(("PGPORT", via.port.to_string()));
-        }
-        None => env.push(("PGPORT", endpoint.port.to_string())),
-    }
-    env.push(("PGUSER", target.user.clone()));
-    if let Some(db) = &target.dbname {
-        env.push(("PGDATABASE", db.clone()));
-    }
-    env.push((
-        "PGSSLMODE",
-        sslmode_name(conn.sslmode.unwrap_or_default()).to_owned(),
-    ));
-    env.push((
-        "PGSSLROOTCERT",
-        roots.file()?.to_string_lossy().into_owned(),
-    ));
-    env.push(("PGAPPNAME", "rdsiam".to_owned()));
-    env.push((
-        "PGCONNECT_TIMEOUT",
-        conn.connect_timeout
-            .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
-            .to_string(),
-    ));
+    let env = libpq_env(&resolved, &conn)?;
 
     if args.print_env {
         let mut text: String = env
@@ -92,34 +41,12 @@ pub fn run(args: PsqlArgs) -> Result<u8> {
     let token = resolved.mint()?;
     let mut command = Command::new(&psql);
     command.args(&args.psql_args);
-    for name in MANAGED {
+    for name in pgenv::MANAGED {
         command.env_remove(name);
     }
     command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     command.env("PGPASSWORD", token.value.expose());
     exec(command, &psql)
-}
-
-fn sslmode_name(mode: SslMode) -> &'static str {
-    match mode {
-        SslMode::VerifyFull => "verify-full",
-        SslMode::VerifyCa => "verify-ca",
-        SslMode::Require => "require",
-    }
-}
-
-/// libpq's hostaddr must be numeric: resolve the tunnel's name here.
-fn numeric_addr(via: &Via) -> Result<String> {
-    let mut addrs = (via.host.as_str(), via.port)
-        .to_socket_addrs()
-        .map_err(|err| {
-            Failure::network(format!("cannot resolve --via host `{}`: {err}", via.host))
-                .hint("pass the tunnel's address, e.g. --via 127.0.0.1:15432")
-        })?;
-    match addrs.next() {
-        Some(addr) => Ok(addr.ip().to_string()),
-        None => Err(Failure::network(format!("--via host `{}` has no address", via.host)).into()),
-    }
 }
 
 const INSTALL_HINT: &str = "install psql: Debian/Ubuntu `sudo apt-get install postgresql-client`, macOS `brew install libpq && brew link --force libpq`, Amazon Linux `sudo dnf install postgresql16`; or pass --psql PATH (RDSIAM_PSQL), or use `rdsiam sql`";

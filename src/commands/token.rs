@@ -5,9 +5,9 @@ use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use serde::Serialize;
 
-use crate::ca::Roots;
-use crate::cli::{TokenArgs, TokenOutput};
+use crate::cli::{ConnArgs, TokenArgs, TokenOutput};
 use crate::output::{print, print_json, shell_quote};
+use crate::pgenv::libpq_env;
 use crate::target::Target;
 
 use super::resolve_blocking;
@@ -23,7 +23,8 @@ struct TokenJson<'a> {
 }
 
 pub fn run(args: TokenArgs) -> Result<u8> {
-    let target = Target::from_args(&args.target)?;
+    // The connection settings matter only for `-o env` (sslmode, CA, via).
+    let (target, conn) = Target::with_conn(&args.target, &ConnArgs::default())?;
     let resolved = resolve_blocking(&target)?;
     let token = resolved.mint()?;
     let endpoint = &resolved.endpoint;
@@ -38,24 +39,8 @@ pub fn run(args: TokenArgs) -> Result<u8> {
             expires_at: DateTime::from(token.expires_at).fmt(Format::DateTime)?,
         })?,
         TokenOutput::Env => {
-            let port = endpoint.port.to_string();
-            let mut vars = vec![
-                ("PGHOST", endpoint.host.as_str()),
-                ("PGPORT", port.as_str()),
-                ("PGUSER", target.user.as_str()),
-            ];
-            if let Some(db) = &target.dbname {
-                vars.push(("PGDATABASE", db));
-            }
-            vars.push(("PGPASSWORD", token.value.expose()));
-            vars.push(("PGSSLMODE", "verify-full"));
-            // verify-full needs roots libpq can read: the user's, else ours.
-            let roots = match std::env::var_os("PGSSLROOTCERT").filter(|v| !v.is_empty()) {
-                Some(path) => Roots::File(path.into()),
-                None => Roots::BuiltIn,
-            };
-            let roots = roots.file()?.to_string_lossy().into_owned();
-            vars.push(("PGSSLROOTCERT", &roots));
+            let mut vars = libpq_env(&resolved, &conn)?;
+            vars.push(("PGPASSWORD", token.value.expose().clone()));
             let text: String = vars
                 .iter()
                 .map(|(name, value)| format!("export {name}={}\n", shell_quote(value)))

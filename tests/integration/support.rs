@@ -109,7 +109,7 @@ pub fn expect(cmd: &mut Command, code: i32) -> Run {
     );
     if code != 0 {
         assert!(
-            run.stderr.starts_with("rdsiam: ") || run.stderr.starts_with("error: "),
+            run.stderr.starts_with("rdsiam: "),
             "stderr: {}",
             run.stderr
         );
