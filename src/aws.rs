@@ -6,6 +6,7 @@
 //! metadata service asked once and briefly, so a laptop with no credentials
 //! fails in well under a second instead of after IMDS retries.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -36,12 +37,47 @@ pub struct AwsSettings {
 /// Resolved region and credentials, plus the config the SDK clients share.
 pub struct Aws {
     pub region: String,
-    pub credentials: Credentials,
+    credentials: Mutex<Credentials>,
+    /// Where the credentials came from, to renew them when they run out
+    /// (SSO, assume-role and instance roles last hours; a REPL can outlive them).
+    provider: Option<SharedCredentialsProvider>,
+    settings: AwsSettings,
     endpoint_url: Option<String>,
     sdk: Option<SdkConfig>,
 }
 
+/// Renew credentials this long before they expire.
+const RENEW_BEFORE: Duration = Duration::from_secs(300);
+
 impl Aws {
+    /// The current credentials.
+    pub fn credentials(&self) -> Credentials {
+        self.credentials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Ask the provider again when the credentials expire within minutes, so
+    /// a reconnect never signs with dead ones.
+    pub async fn renew_if_expiring(&self) -> Result<()> {
+        let Some(provider) = &self.provider else {
+            return Ok(());
+        };
+        let expiring = self
+            .credentials()
+            .expiry()
+            .is_some_and(|at| at <= std::time::SystemTime::now() + RENEW_BEFORE);
+        if expiring {
+            let fresh = provider
+                .provide_credentials()
+                .await
+                .map_err(|err| credentials_failure(&self.settings, &err))?;
+            *self.credentials.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        }
+        Ok(())
+    }
+
     /// An RDS API client (on the network path, where the SDK is loaded).
     pub fn rds(&self) -> Result<aws_sdk_rds::Client> {
         let mut config = aws_sdk_rds::config::Builder::from(self.sdk()?);
@@ -104,7 +140,9 @@ pub fn from_env(settings: &AwsSettings) -> Option<Aws> {
     let session = env_var("AWS_SESSION_TOKEN").or_else(|| env_var("AWS_SECURITY_TOKEN"));
     Some(Aws {
         region,
-        credentials: Credentials::new(key, secret, session, None, "Environment"),
+        credentials: Mutex::new(Credentials::new(key, secret, session, None, "Environment")),
+        provider: None,
+        settings: settings.clone(),
         endpoint_url: settings.endpoint_url.clone(),
         sdk: None,
     })
@@ -127,14 +165,13 @@ pub async fn load(settings: &AwsSettings) -> Result<Aws> {
     let region_value = Region::new(region.clone());
     let provider_config = ProviderConfig::default().with_region(Some(region_value.clone()));
 
-    let credentials = match &settings.profile {
-        Some(profile) => {
-            let provider = ProfileFileCredentialsProvider::builder()
+    let provider = match &settings.profile {
+        Some(profile) => SharedCredentialsProvider::new(
+            ProfileFileCredentialsProvider::builder()
                 .configure(&provider_config)
                 .profile_name(profile)
-                .build();
-            provider.provide_credentials().await
-        }
+                .build(),
+        ),
         None => {
             let mut chain =
                 aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
@@ -144,10 +181,13 @@ pub async fn load(settings: &AwsSettings) -> Result<Aws> {
             if let Some(profile) = env_var("AWS_PROFILE") {
                 chain = chain.profile_name(&profile);
             }
-            chain.build().await.provide_credentials().await
+            SharedCredentialsProvider::new(chain.build().await)
         }
-    }
-    .map_err(|err| credentials_failure(settings, &err))?;
+    };
+    let credentials = provider
+        .provide_credentials()
+        .await
+        .map_err(|err| credentials_failure(settings, &err))?;
 
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(region_value)
@@ -158,7 +198,9 @@ pub async fn load(settings: &AwsSettings) -> Result<Aws> {
     let sdk = loader.load().await;
     Ok(Aws {
         region,
-        credentials,
+        credentials: Mutex::new(credentials),
+        provider: Some(provider),
+        settings: settings.clone(),
         endpoint_url: settings.endpoint_url.clone(),
         sdk: Some(sdk),
     })
@@ -263,6 +305,42 @@ mod tests {
             endpoint_url: None,
         };
         assert!(from_env(&settings).is_none());
+    }
+
+    fn aws_with(current: Credentials, provider: Option<Credentials>) -> Aws {
+        Aws {
+            region: "us-east-1".into(),
+            credentials: Mutex::new(current),
+            provider: provider.map(SharedCredentialsProvider::new),
+            settings: AwsSettings::default(),
+            endpoint_url: None,
+            sdk: None,
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn expiring_credentials_are_renewed_from_their_provider() {
+        let now = std::time::SystemTime::now();
+        let old = Credentials::new("OLD", "s", None, Some(now + Duration::from_secs(60)), "t");
+        let fresh = Credentials::new("NEW", "s", None, Some(now + Duration::from_secs(3600)), "t");
+        let aws = aws_with(old.clone(), Some(fresh));
+        aws.renew_if_expiring().await.unwrap();
+        assert_eq!(aws.credentials().access_key_id(), "NEW");
+
+        // Long-lived ones are left alone, and without a provider nothing happens.
+        let lasting = Credentials::new(
+            "KEEP",
+            "s",
+            None,
+            Some(now + Duration::from_secs(3600)),
+            "t",
+        );
+        let aws = aws_with(lasting, Some(old.clone()));
+        aws.renew_if_expiring().await.unwrap();
+        assert_eq!(aws.credentials().access_key_id(), "KEEP");
+        let aws = aws_with(old, None);
+        aws.renew_if_expiring().await.unwrap();
+        assert_eq!(aws.credentials().access_key_id(), "OLD");
     }
 
     #[test]

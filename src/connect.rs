@@ -218,6 +218,7 @@ impl Connector {
         let endpoint = &resolved.endpoint;
         let tcp = self.tcp(&endpoint.host, endpoint.port).await?;
         stage.set("waiting for TLS and login at");
+        resolved.aws.renew_if_expiring().await?;
         let token = resolved.mint()?;
         let mut config = tokio_postgres::Config::new();
         config

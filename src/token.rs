@@ -143,9 +143,14 @@ pub fn generate(
             token.push_str(&value);
         }
     }
+    // A token outlives neither its 15 minutes nor the credentials behind it.
+    let expires_at = match credentials.expiry() {
+        Some(at) => at.min(now + LIFETIME),
+        None => now + LIFETIME,
+    };
     Ok(Token {
         value: Redacted::new(token),
-        expires_at: now + LIFETIME,
+        expires_at,
     })
 }
 
@@ -237,6 +242,20 @@ mod tests {
         let token = generate(&request, &creds(None), now).unwrap();
         assert_eq!(token.expires_at, at("2026-11-26T16:51:47Z"));
         assert!(token.value.expose().contains("X-Amz-Date=20261126T163647Z"));
+    }
+
+    #[test]
+    fn expiring_credentials_shorten_the_token() {
+        let now = at("2026-11-26T16:36:47Z");
+        let soon = at("2026-11-26T16:40:00Z");
+        let creds = Credentials::new("AKID", "secret", Some("t".into()), Some(soon), "test");
+        let request = TokenRequest {
+            host: "h",
+            port: 5432,
+            user: "u",
+            region: "us-east-1",
+        };
+        assert_eq!(generate(&request, &creds, now).unwrap().expires_at, soon);
     }
 
     #[test]

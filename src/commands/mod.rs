@@ -95,7 +95,7 @@ impl Resolved {
                 user: &self.target.user,
                 region: &self.aws.region,
             },
-            &self.aws.credentials,
+            &self.aws.credentials(),
             SystemTime::now(),
         )
     }
