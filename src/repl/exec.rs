@@ -3,9 +3,13 @@
 //!
 //! Statements go over the simple query protocol, so each runs exactly as
 //! psql would send it and every value comes back in PostgreSQL's exact text
-//! form; for typed JSON and right-aligned numbers the column types come from
-//! a Describe (`prepare`) of the same statement first. A Describe that fails
-//! only costs the types: the statement still runs and reports its own error.
+//! form; for typed JSON the column types come from a Describe (`prepare`) of
+//! the same statement first (see [`Runner::run_sql`] for why only JSON).
+//!
+//! At the prompt Ctrl-C (SIGINT, caught) cancels what runs on the server —
+//! the Describe too — or abandons a reconnect, and stops the rest of the
+//! input: the other statements of the line (given back to the prompt) or of
+//! the `\i` file.
 
 use std::fs::File;
 use std::io::{IsTerminal, Write};
@@ -31,6 +35,25 @@ use super::render::{self, Column, ResultSet};
 pub enum Flow {
     Continue,
     Quit,
+    /// It failed before anything was sent (a reconnect failed or was
+    /// interrupted): nothing ran, so the prompt gives the text back.
+    NotSent,
+    /// An `\i` file stopped partway (Ctrl-C, or a statement not sent) and
+    /// said so: nothing after it runs, and it is not given back (part of
+    /// it ran).
+    Stopped,
+}
+
+/// How a line of items at the prompt ended ([`Runner::run_line`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum LineEnd {
+    /// Every item ran (errors included: they were shown).
+    Done,
+    /// `\q`.
+    Quit,
+    /// Items from this index on did not run: not sent, or Ctrl-C stopped
+    /// the line. The prompt gives their text back.
+    NotRun(usize),
 }
 
 /// How `\i` may nest before we call it a loop.
@@ -58,8 +81,46 @@ pub struct Runner {
     statements: usize,
     out: Option<(PathBuf, File)>,
     depth: usize,
+    interrupts: Interrupts,
+    /// Ctrl-C was pressed since the current line started: what is left of
+    /// it (and of any `\i` file) does not run.
+    cancelled: bool,
+}
+
+/// Ctrl-C while statements run (interactive only). At the prompt the line
+/// editor has the terminal in raw mode, so Ctrl-C there is a keypress, not
+/// a signal; SIGINT only arrives while something runs.
+#[derive(Default)]
+struct Interrupts {
     #[cfg(unix)]
-    interrupt: Option<tokio::signal::unix::Signal>,
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    /// Whether a SIGINT arrived since the last look (taking them all).
+    /// Call inside the runtime.
+    fn take_pending(&mut self) -> bool {
+        #[cfg(unix)]
+        if let Some(sig) = &mut self.signal {
+            let mut any = false;
+            while futures_util::FutureExt::now_or_never(sig.recv()).is_some() {
+                any = true;
+            }
+            return any;
+        }
+        false
+    }
+
+    /// The next SIGINT; never, when not listening.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(sig) = &mut self.signal
+            && sig.recv().await.is_some()
+        {
+            return;
+        }
+        std::future::pending::<()>().await
+    }
 }
 
 /// A statement's failure, already rendered for the user.
@@ -68,6 +129,9 @@ enum StmtError {
     Server(String),
     /// The connection broke: the session is gone.
     Lost(String),
+    /// Nothing was sent: no session (the reconnect failed or Ctrl-C
+    /// abandoned it), or Ctrl-C came before the statement started.
+    NotSent(String),
     /// Anything else (a file that cannot be read, a bad meta-command).
     Local(anyhow::Error),
 }
@@ -90,8 +154,8 @@ impl Runner {
             statements: 0,
             out: None,
             depth: 0,
-            #[cfg(unix)]
-            interrupt: None,
+            interrupts: Interrupts::default(),
+            cancelled: false,
         }
     }
 
@@ -111,7 +175,7 @@ impl Runner {
         {
             use tokio::signal::unix::{SignalKind, signal};
             match signal(SignalKind::interrupt()) {
-                Ok(sig) => self.interrupt = Some(sig),
+                Ok(sig) => self.interrupts.signal = Some(sig),
                 Err(err) => warn(&format!("Ctrl-C will not cancel queries: {err}")),
             }
         }
@@ -148,22 +212,86 @@ impl Runner {
                     "the connection to the server was lost; stopping so the rest of the script does not run outside its session".to_owned(),
                 ));
             }
-            match self
-                .connector
-                .connect(&self.resolved, self.dbname.as_deref())
-                .await
-            {
-                Ok(session) => {
+            // Ctrl-C abandons a reconnect that hangs (a stalled network
+            // waits for the connect timeout otherwise).
+            let Runner {
+                connector,
+                resolved,
+                dbname,
+                interrupts,
+                interactive,
+                ..
+            } = self;
+            let connect = connector.connect(resolved, dbname.as_deref());
+            let connected = if *interactive {
+                tokio::select! {
+                    result = connect => Some(result),
+                    () = interrupts.next() => None,
+                }
+            } else {
+                Some(connect.await)
+            };
+            match connected {
+                Some(Ok(session)) => {
                     self.session = Some(session);
                     if std::mem::take(&mut self.lost) {
                         self.failed_tx = false;
                         self.note("reconnected; session state was lost: any open transaction was rolled back, SET values and temporary tables are gone");
                     }
                 }
-                Err(err) => return Err(StmtError::Lost(crate::error::render(&err))),
+                Some(Err(err)) => {
+                    return Err(StmtError::NotSent(format!(
+                        "{}\nrdsiam: not connected, so the statement was not sent",
+                        crate::error::render(&err)
+                    )));
+                }
+                None => {
+                    self.cancelled = true;
+                    return Err(StmtError::NotSent(
+                        "rdsiam: reconnecting interrupted by Ctrl-C; the statement was not sent"
+                            .to_owned(),
+                    ));
+                }
             }
         }
         Ok(())
+    }
+
+    /// Start a line at the prompt: SIGINTs still queued from before (say,
+    /// pressed while the last result was printed) are not meant for it.
+    fn forget_interrupts(&mut self) {
+        self.interrupts.take_pending();
+        self.cancelled = false;
+    }
+
+    /// Whether Ctrl-C was pressed since the line started, so what is left
+    /// of it (and of `\i` files) must not run.
+    fn interrupted(&mut self) -> bool {
+        if self.interrupts.take_pending() {
+            self.cancelled = true;
+        }
+        self.cancelled
+    }
+
+    /// Run the complete items of one prompt line in order. Ctrl-C stops
+    /// the line after the statement it cancelled; a statement that was not
+    /// sent stops it too. Either way the caller gives back, from
+    /// [`LineEnd::NotRun`], what did not run.
+    pub async fn run_line(&mut self, items: &[Item]) -> Result<LineEnd> {
+        self.forget_interrupts();
+        for (n, item) in items.iter().enumerate() {
+            if self.interrupted() {
+                eprintln!("Ctrl-C: the rest of the input was not run");
+                return Ok(LineEnd::NotRun(n));
+            }
+            match self.run_item(item).await? {
+                Flow::Quit => return Ok(LineEnd::Quit),
+                Flow::NotSent => return Ok(LineEnd::NotRun(n)),
+                Flow::Stopped if n + 1 < items.len() => return Ok(LineEnd::NotRun(n + 1)),
+                Flow::Stopped | Flow::Continue => {}
+            }
+        }
+        Ok(LineEnd::Done)
     }
 
     fn note(&self, message: &str) {
@@ -218,12 +346,16 @@ impl Runner {
         if self.interactive {
             match err {
                 StmtError::Server(text) | StmtError::Lost(text) => eprintln!("{text}"),
+                StmtError::NotSent(text) => {
+                    eprintln!("{text}");
+                    return Ok(Flow::NotSent);
+                }
                 StmtError::Local(err) => eprintln!("{}", crate::error::render(&err)),
             }
             return Ok(Flow::Continue);
         }
         match err {
-            StmtError::Lost(text) => {
+            StmtError::Lost(text) | StmtError::NotSent(text) => {
                 Err(Failure::network(text.trim_start_matches("rdsiam: ").to_owned()).into())
             }
             StmtError::Local(err) if !self.continue_on_error => Err(err),
@@ -246,70 +378,79 @@ impl Runner {
 
     /// Run one statement and show its result; `title` heads meta output.
     async fn run_sql(&mut self, sql: &str, title: Option<&str>) -> Result<(), StmtError> {
-        let want_types = self.format != SqlOutput::Csv;
-        let interactive = self.interactive;
-        let started = Instant::now();
+        if self.interactive && self.interrupted() {
+            return Err(StmtError::NotSent(
+                "Ctrl-C: the statement was not sent".to_owned(),
+            ));
+        }
+        // The Describe is for JSON only. It is the one thing that needs the
+        // column types (numbers as numbers, booleans, arrays); CSV is text,
+        // and tables align numbers from the values themselves. Skipping it
+        // elsewhere saves a round trip per statement, and `prepare` creates
+        // a named prepared statement, which can pin the session to one
+        // database connection behind RDS Proxy. Only statements that can
+        // return rows are described: a Describe error is the statement's own
+        // error (same parser, same analysis) and inside a transaction it
+        // has already aborted it, so it is reported rather than run into
+        // 25P02.
+        let describe = self.format == SqlOutput::Json && returns_rows(sql);
         self.ensure_session().await?;
-        // Types first (see the module doc), only for statements that can
-        // return rows. A Describe error is the statement's own error (same
-        // parser, same analysis) and inside a transaction it has already
-        // aborted it, so it is reported rather than run into 25P02.
-        let statement: Option<Statement> = if want_types && returns_rows(sql) {
-            let client = &self
-                .session
-                .as_ref()
-                .expect("ensure_session connected")
-                .client;
-            match client.prepare(sql).await {
-                Ok(statement) => Some(statement),
-                Err(err) => return Err(self.statement_failed(sql, &err).await),
-            }
-        } else {
-            None
-        };
+        let started = Instant::now();
         let Runner {
             session,
             connector,
             resolved,
-            #[cfg(unix)]
-            interrupt,
+            interrupts,
+            interactive,
             ..
         } = self;
         let client = &session.as_ref().expect("ensure_session connected").client;
-        let cancel = client.cancel_token();
-        let query = client.simple_query(sql);
-        let result = {
-            #[cfg(unix)]
-            {
-                match interrupt.as_mut() {
-                    Some(sig) if interactive => {
-                        // A Ctrl-C from before this query is not meant for it.
-                        while futures_util::FutureExt::now_or_never(sig.recv()).is_some() {}
-                        let mut query = std::pin::pin!(query);
-                        loop {
-                            tokio::select! {
-                                result = &mut query => break result,
-                                _ = sig.recv() => {
-                                    eprintln!("cancelling the query…");
-                                    if let Err(err) = connector.cancel(resolved, &cancel).await {
-                                        eprintln!("{}", crate::error::render(&err));
-                                    }
-                                }
-                            }
+        // Set when Ctrl-C sent a cancel request: a Describe that finished
+        // anyway must not be followed by its statement.
+        let cancelled = std::cell::Cell::new(false);
+        let work = async {
+            let statement: Option<Statement> = if describe {
+                Some(client.prepare(sql).await?)
+            } else {
+                None
+            };
+            if cancelled.get() {
+                return Ok(None);
+            }
+            let messages = client.simple_query(sql).await?;
+            Ok::<_, tokio_postgres::Error>(Some((statement, messages)))
+        };
+        let result = if *interactive {
+            // One cancel-aware wait around the Describe and the query: either
+            // can block (behind a lock, say) and Ctrl-C must reach both.
+            let cancel = client.cancel_token();
+            let mut work = std::pin::pin!(work);
+            loop {
+                tokio::select! {
+                    result = &mut work => break result,
+                    () = interrupts.next() => {
+                        cancelled.set(true);
+                        eprintln!("cancelling the query…");
+                        if let Err(err) = connector.cancel(resolved, &cancel).await {
+                            eprintln!("{}", crate::error::render(&err));
                         }
                     }
-                    _ => query.await,
                 }
             }
-            #[cfg(not(unix))]
-            {
-                let _ = (&cancel, interactive, connector, resolved);
-                query.await
-            }
+        } else {
+            work.await
         };
+        if cancelled.get() {
+            self.cancelled = true;
+        }
         let elapsed = started.elapsed();
-        let messages = match result {
-            Ok(messages) => messages,
+        let (statement, messages) = match result {
+            Ok(Some(done)) => done,
+            Ok(None) => {
+                return Err(StmtError::NotSent(
+                    "Ctrl-C: cancelled before the statement ran".to_owned(),
+                ));
+            }
             Err(err) => return Err(self.statement_failed(sql, &err).await),
         };
         self.failed_tx = false;
@@ -518,7 +659,7 @@ impl Runner {
                     .await?;
             }
             Meta::Roles => self.run_sql(ROLES_SQL, Some("List of roles")).await?,
-            Meta::Include(path) => self.include(&path).await?,
+            Meta::Include(path) => return self.include(&path).await,
             Meta::Output(None) => self.out = None,
             Meta::Output(Some(path)) => {
                 let file = File::create(&path)
@@ -616,7 +757,12 @@ impl Runner {
         Ok(())
     }
 
-    async fn include(&mut self, path: &Path) -> Result<(), StmtError> {
+    /// `\i FILE`: run its items. At the prompt Ctrl-C stops the file, not
+    /// just the statement it cancelled, as in psql; so does a statement that
+    /// was not sent (running on would run the rest without it). Either way
+    /// it says so and returns [`Flow::Stopped`], which stops the files and
+    /// the line around it too.
+    async fn include(&mut self, path: &Path) -> Result<Flow, StmtError> {
         if self.depth >= MAX_INCLUDE_DEPTH {
             return Err(StmtError::Local(
                 Failure::usage(format!(
@@ -627,19 +773,43 @@ impl Runner {
             ));
         }
         let text = read_script(path).map_err(StmtError::Local)?;
+        let items = input::split_script(&text);
         self.depth += 1;
-        let mut result = Ok(Flow::Continue);
-        for item in input::split_script(&text) {
-            result = Box::pin(self.run_item(&item)).await;
-            if !matches!(result, Ok(Flow::Continue)) {
+        let mut stopped = None;
+        for (n, item) in items.iter().enumerate() {
+            if self.interactive && self.interrupted() {
+                stopped = Some(format!("stopped by Ctrl-C before item {}", n + 1));
                 break;
+            }
+            match Box::pin(self.run_item(item)).await {
+                Ok(Flow::Continue) => {}
+                // `\q` inside a file ends that file, as in psql.
+                Ok(Flow::Quit) => break,
+                Ok(Flow::NotSent) => {
+                    stopped = Some(format!("item {} was not sent", n + 1));
+                    break;
+                }
+                Ok(Flow::Stopped) => {
+                    stopped = Some(format!("item {} stopped", n + 1));
+                    break;
+                }
+                Err(err) => {
+                    self.depth -= 1;
+                    return Err(StmtError::Local(err));
+                }
             }
         }
         self.depth -= 1;
-        match result {
-            // `\q` inside a file ends that file, as in psql.
-            Ok(_) => Ok(()),
-            Err(err) => Err(StmtError::Local(err)),
+        match stopped {
+            None => Ok(Flow::Continue),
+            Some(why) => {
+                eprintln!(
+                    "\\i {}: {why} (of {}); the rest of the file did not run",
+                    path.display(),
+                    items.len()
+                );
+                Ok(Flow::Stopped)
+            }
         }
     }
 }

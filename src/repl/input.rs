@@ -5,22 +5,28 @@
 //! strings (backslash escapes), double-quoted identifiers, dollar quotes with
 //! tags (`$fn$ … $fn$`), `--` line comments, nested `/* */` comments and
 //! parentheses. A line that starts with `\` where a statement would start is a
-//! meta-command and ends at the end of that line, as in psql.
+//! meta-command and ends at the end of that line, as in psql; whitespace and
+//! comments before it are not part of it (`-- list tables` then `\dt`).
+//! SQL-standard function bodies (`CREATE FUNCTION … BEGIN ATOMIC … END`)
+//! keep their inner `;`, with psql's heuristic (see [`next_item`]).
 //!
-//! The splitter never fails: unbalanced input is simply "not finished yet",
-//! and the pieces it returns always concatenate back to the input.
+//! The splitter never fails: unbalanced input is simply "not finished yet".
+//! Every byte of the input is in an item, in the unfinished rest, or in the
+//! whitespace and comments skipped before a meta-command ([`split_spans`]).
 
 /// One runnable piece of input, with its exact source text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Item {
     /// SQL up to and including its `;` (leading whitespace and comments too).
     Sql(String),
-    /// A `\command args` line, including its newline if it had one.
+    /// A `\command args` line from its backslash, including its newline if
+    /// it had one.
     Meta(String),
 }
 
 impl Item {
-    /// The raw text, exactly as it appeared in the input.
+    /// The raw text, exactly as it appeared in the input (a meta-command
+    /// without the whitespace and comments before it).
     pub fn raw(&self) -> &str {
         match self {
             Item::Sql(s) | Item::Meta(s) => s,
@@ -29,16 +35,24 @@ impl Item {
 }
 
 /// The complete items at the front of `input`, and the unfinished rest.
-///
-/// `items.concat() + rest == input` always holds.
 pub fn split(input: &str) -> (Vec<Item>, &str) {
+    let (spans, rest) = split_spans(input);
+    (spans.into_iter().map(|(_, item)| item).collect(), rest)
+}
+
+/// Like [`split`], with the byte offset where each item's span starts: the
+/// spans are back to back, each one is the item's raw text (for a
+/// meta-command, after whitespace and comments), and the last one ends where
+/// the rest begins. The prompt uses the offsets to give back, as typed, what
+/// did not run.
+pub fn split_spans(input: &str) -> (Vec<(usize, Item)>, &str) {
     let mut items = Vec::new();
-    let mut rest = input;
-    while let Some((item, len)) = next_item(rest) {
-        items.push(item);
-        rest = &rest[len..];
+    let mut at = 0;
+    while let Some((item, len)) = next_item(&input[at..]) {
+        items.push((at, item));
+        at += len;
     }
-    (items, rest)
+    (items, &input[at..])
 }
 
 /// Split a whole script: like [`split`], and the unfinished rest, when it
@@ -109,7 +123,16 @@ fn strip_comments(sql: &str) -> String {
     out
 }
 
-/// The next complete item at the start of `input` and its byte length.
+/// The next complete item at the start of `input` and the byte length it
+/// consumed (for a meta-command, with the whitespace and comments before it).
+///
+/// Function bodies in SQL-standard form (`BEGIN ATOMIC … END`) hold `;`s,
+/// so this follows psql 15+ (`psqlscan.l`): when the statement starts with
+/// `CREATE [OR REPLACE] FUNCTION|PROCEDURE`, at parenthesis depth 0, the word
+/// `BEGIN` opens a block, `CASE` inside a block opens one too (it also ends
+/// with `END`) and `END` closes one; `;` inside a block does not end the
+/// statement. Words are matched case-insensitively and only outside quotes
+/// and comments.
 fn next_item(input: &str) -> Option<(Item, usize)> {
     let b = input.as_bytes();
     // Skip whitespace and comments to see whether a meta-command starts here.
@@ -139,9 +162,14 @@ fn next_item(input: &str) -> Option<(Item, usize)> {
             .iter()
             .position(|&c| c == b'\n')
             .map_or(b.len(), |p| i + p + 1);
-        return Some((Item::Meta(input[..end].to_owned()), end));
+        return Some((Item::Meta(input[i..end].to_owned()), end));
     }
     let mut depth = 0usize;
+    // The first words, each reduced to its initial when it is one of
+    // CREATE, OR, REPLACE, FUNCTION, PROCEDURE (else 0), as psql does.
+    let mut head = [0u8; 4];
+    let mut words = 0usize;
+    let mut blocks = 0usize;
     while i < b.len() {
         match b[i] {
             b'-' if b.get(i + 1) == Some(&b'-') => i = line_end(b, i),
@@ -157,8 +185,37 @@ fn next_item(input: &str) -> Option<(Item, usize)> {
                 depth = depth.saturating_sub(1);
                 i += 1;
             }
-            b';' if depth == 0 => {
+            b';' if depth == 0 && blocks == 0 => {
                 return Some((Item::Sql(input[..=i].to_owned()), i + 1));
+            }
+            c if is_ident_start(c) && (i == 0 || !is_ident_byte(b[i - 1])) => {
+                let end = b[i..]
+                    .iter()
+                    .position(|&c| !is_ident_byte(c))
+                    .map_or(b.len(), |p| i + p);
+                let word = &b[i..end];
+                if words < head.len() {
+                    head[words] = ["create", "or", "replace", "function", "procedure"]
+                        .iter()
+                        .find(|k| word.eq_ignore_ascii_case(k.as_bytes()))
+                        .map_or(0, |k| k.as_bytes()[0]);
+                }
+                words += 1;
+                let routine = head[0] == b'c'
+                    && (matches!(head[1], b'f' | b'p')
+                        || (head[1] == b'o' && head[2] == b'r' && matches!(head[3], b'f' | b'p')));
+                if routine && depth == 0 {
+                    // CASE only counts inside a block, where its END would
+                    // otherwise close the block.
+                    if word.eq_ignore_ascii_case(b"begin")
+                        || (word.eq_ignore_ascii_case(b"case") && blocks > 0)
+                    {
+                        blocks += 1;
+                    } else if word.eq_ignore_ascii_case(b"end") {
+                        blocks = blocks.saturating_sub(1);
+                    }
+                }
+                i = end;
             }
             _ => i += 1,
         }
@@ -194,6 +251,11 @@ fn block_comment_end(b: &[u8], i: usize) -> usize {
         }
     }
     b.len() + 1
+}
+
+/// A byte that can start an identifier or keyword (`[A-Za-z_]`, non-ASCII).
+fn is_ident_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_' || c >= 0x80
 }
 
 fn is_ident_byte(c: u8) -> bool {
@@ -337,7 +399,7 @@ mod tests {
             [
                 Item::Meta("\\x\n".into()),
                 Item::Sql("select 1;".into()),
-                Item::Meta("\n  \\d foo\n".into()),
+                Item::Meta("\\d foo\n".into()),
                 Item::Meta("\\q".into()),
             ]
         );
@@ -346,6 +408,88 @@ mod tests {
         let (items, _) = split("select E'\\n';");
         assert_eq!(items.len(), 1);
         assert!(matches!(items[0], Item::Sql(_)));
+    }
+
+    #[test]
+    fn comments_before_a_meta_command_are_not_part_of_it() {
+        // A commented script: `-f` on this once failed with `unknown
+        // meta-command \--`.
+        let input = "-- list tables\n\\dt\n/* a /* nested */ note */ \\x\n  -- more\n  \\q";
+        let (spans, rest) = split_spans(input);
+        assert_eq!(
+            spans,
+            [
+                (0, Item::Meta("\\dt\n".into())),
+                (19, Item::Meta("\\x\n".into())),
+                (48, Item::Meta("\\q".into())),
+            ]
+        );
+        assert_eq!(rest, "");
+        for (_, item) in &spans {
+            assert!(
+                item.raw().parse::<super::super::meta::Meta>().is_ok(),
+                "{item:?}"
+            );
+        }
+        assert_eq!(
+            split_script("-- list tables\n\\dt"),
+            [Item::Meta("\\dt".into())]
+        );
+        // SQL keeps its leading comments (they are sent with it).
+        let (spans, _) = split_spans("\\x\n-- why\nselect 1;");
+        assert_eq!(spans[1], (3, Item::Sql("-- why\nselect 1;".into())));
+    }
+
+    #[test]
+    fn begin_atomic_bodies_keep_their_semicolons() {
+        let body =
+            "create function f() returns int language sql begin atomic select 1; select 2; end;";
+        let input = format!("{body} select 3;");
+        let (items, rest) = split(&input);
+        assert_eq!(
+            sql(&items),
+            [
+                "create function f() returns int language sql begin atomic select 1; select 2; end",
+                "select 3"
+            ]
+        );
+        assert_eq!(rest, "");
+        for input in [
+            // Any case, OR REPLACE, procedures, CASE … END inside the body.
+            "CREATE OR REPLACE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC insert into t values (1); end;",
+            "Create Function f(x int) returns text language sql\nBegin Atomic\n  select case when x > 0 then 'p' else 'n' end;\n  select case x when 1 then 'one' end;\nEnd;",
+            // Quotes, comments and parentheses hide the words.
+            "create function f() returns text language sql begin atomic select 'end;'; select \"end\"; -- end;\n select /* end; */ (select 1); end;",
+        ] {
+            let (items, rest) = split(input);
+            assert_eq!(sql(&items), [statement_text(input)], "{input}");
+            assert_eq!(rest, "", "{input}");
+        }
+        // Unfinished until its END, like psql.
+        let open = "create function f() returns int language sql begin atomic select 1;";
+        assert_eq!(split(open), (vec![], open));
+        // Only CREATE [OR REPLACE] FUNCTION|PROCEDURE counts BEGIN and END.
+        let (items, _) =
+            split("begin; select 1; end; create table begin_t (a int); do $$ begin end $$;");
+        assert_eq!(
+            sql(&items),
+            [
+                "begin",
+                "select 1",
+                "end",
+                "create table begin_t (a int)",
+                "do $$ begin end $$"
+            ]
+        );
+        // Dollar-quoted bodies are one string, whatever they hold.
+        let (items, _) = split(
+            "create function g() returns void language plpgsql as $$ begin perform 1; end $$; select 2;",
+        );
+        assert_eq!(items.len(), 2);
+        // A parenthesised BEGIN (an argument name) is not a block.
+        let (items, _) =
+            split("create function h(begin int) returns int language sql return 1; select 2;");
+        assert_eq!(items.len(), 2);
     }
 
     #[test]
@@ -377,6 +521,10 @@ mod tests {
             Just("(".to_owned()),
             Just(")".to_owned()),
             Just("\\x".to_owned()),
+            Just("create function f() ".to_owned()),
+            Just(" begin ".to_owned()),
+            Just(" case ".to_owned()),
+            Just(" END ".to_owned()),
             Just(" select 1 ".to_owned()),
             Just("ü日".to_owned()),
             any::<char>().prop_map(String::from),
@@ -386,23 +534,44 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
 
-        /// Never panics, and the pieces always give back the input.
+        /// Never panics, and the pieces always give back the input: each
+        /// span is its item's text, after only whitespace and comments for a
+        /// meta-command, and the spans and the rest cover the input.
         #[test]
         fn split_round_trips(parts in proptest::collection::vec(fragment(), 0..40)) {
             let input = parts.concat();
-            let (items, rest) = split(&input);
-            let mut joined: String = items.iter().map(Item::raw).collect();
-            joined.push_str(rest);
-            proptest::prop_assert_eq!(&joined, &input);
-            for item in &items {
-                let _ = statement_text(item.raw());
-                if let Item::Sql(raw) = item {
-                    proptest::prop_assert!(raw.ends_with(';'));
+            let (spans, rest) = split_spans(&input);
+            let end = input.len() - rest.len();
+            proptest::prop_assert_eq!(&input[end..], rest);
+            let mut at = 0;
+            for (n, (start, item)) in spans.iter().enumerate() {
+                proptest::prop_assert_eq!(*start, at);
+                let next = spans.get(n + 1).map_or(end, |(s, _)| *s);
+                let span = &input[*start..next];
+                let raw = item.raw();
+                proptest::prop_assert!(span.ends_with(raw), "{span:?} {raw:?}");
+                let skipped = &span[..span.len() - raw.len()];
+                match item {
+                    Item::Sql(raw) => {
+                        proptest::prop_assert!(raw.ends_with(';'));
+                        proptest::prop_assert_eq!(skipped, "");
+                    }
+                    Item::Meta(raw) => {
+                        proptest::prop_assert!(raw.starts_with('\\'));
+                        proptest::prop_assert!(is_blank(skipped), "{skipped:?}");
+                    }
                 }
+                let _ = statement_text(raw);
+                at = next;
             }
+            proptest::prop_assert_eq!(at, end);
+            let (items, split_rest) = split(&input);
+            proptest::prop_assert_eq!(items.len(), spans.len());
+            proptest::prop_assert_eq!(split_rest, rest);
             let _ = is_blank(&input);
-            let script: String = split_script(&input).iter().map(Item::raw).collect();
-            proptest::prop_assert!(input.starts_with(&script));
+            let script = split_script(&input);
+            proptest::prop_assert_eq!(&script[..spans.len()], &items[..]);
+            proptest::prop_assert_eq!(script.len(), spans.len() + usize::from(!is_blank(rest)));
         }
 
         /// Splitting a statement list that is known to be well-formed finds

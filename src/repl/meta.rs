@@ -147,7 +147,7 @@ pub fn help() -> String {
     }
     out.push_str(
         "\nStatements end with `;` and may span lines. Ctrl-C cancels a running query\n\
-         (or clears the line), Ctrl-D quits.\n",
+         and stops the rest of the line or \\i file (or clears the line), Ctrl-D quits.\n",
     );
     out
 }

@@ -7,7 +7,10 @@
 //! statements and meta-commands run as soon as a line finishes them, and the
 //! unfinished rest stays in the buffer under the `->` prompt. So a lost
 //! connection never costs the statement being typed: reconnecting happens
-//! when the next statement runs.
+//! when the next statement runs. And when a finished statement could not be
+//! sent (the reconnect failed, or Ctrl-C abandoned it) or Ctrl-C stopped a
+//! line of several, what did not run comes back on the next prompt line,
+//! as typed, to send again with Enter (or clear with Ctrl-C).
 
 pub mod exec;
 pub mod input;
@@ -21,7 +24,7 @@ use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 use rustyline::{Config, Editor};
 
-use exec::{Flow, Runner};
+use exec::{LineEnd, Runner};
 
 /// Run the prompt until `\q` or Ctrl-D. The runner is already connected.
 pub fn interactive(rt: &tokio::runtime::Runtime, mut runner: Runner) -> Result<u8> {
@@ -49,9 +52,16 @@ pub fn interactive(rt: &tokio::runtime::Runtime, mut runner: Runner) -> Result<u
         runner.user()
     );
     let mut buffer = String::new();
+    // Text that did not run, to put back on the next prompt line.
+    let mut give_back = String::new();
     loop {
         let prompt = prompt(&runner, !buffer.is_empty());
-        let line = match editor.readline(&prompt) {
+        let read = if give_back.is_empty() {
+            editor.readline(&prompt)
+        } else {
+            editor.readline_with_initial(&prompt, (&std::mem::take(&mut give_back), ""))
+        };
+        let line = match read {
             Ok(line) => line,
             // Ctrl-C at the prompt throws away what was typed, as psql does.
             Err(ReadlineError::Interrupted) => {
@@ -65,8 +75,8 @@ pub fn interactive(rt: &tokio::runtime::Runtime, mut runner: Runner) -> Result<u
             buffer.push('\n');
         }
         buffer.push_str(&line);
-        let (items, rest) = input::split(&buffer);
-        if items.is_empty() {
+        let (spans, rest) = input::split_spans(&buffer);
+        if spans.is_empty() {
             if input::is_blank(&buffer) && !buffer.contains("/*") {
                 buffer.clear();
             }
@@ -75,12 +85,18 @@ pub fn interactive(rt: &tokio::runtime::Runtime, mut runner: Runner) -> Result<u
         let done = &buffer[..buffer.len() - rest.len()];
         remember(&mut editor, history.as_deref(), done.trim());
         let rest = rest.trim_start().to_owned();
-        for item in &items {
-            if rt.block_on(runner.run_item(item))? == Flow::Quit {
-                return Ok(0);
+        let (starts, items): (Vec<usize>, Vec<input::Item>) = spans.into_iter().unzip();
+        match rt.block_on(runner.run_line(&items))? {
+            LineEnd::Quit => return Ok(0),
+            LineEnd::Done => buffer = rest,
+            LineEnd::NotRun(n) => {
+                give_back = buffer[starts[n]..].trim().to_owned();
+                buffer.clear();
+                eprintln!(
+                    "(what did not run is back on the prompt line: Enter sends it, Ctrl-C clears it)"
+                );
             }
         }
-        buffer = rest;
     }
     Ok(0)
 }

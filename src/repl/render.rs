@@ -2,8 +2,8 @@
 //! and JSON with typed values.
 //!
 //! Values arrive in PostgreSQL's text format (simple query protocol), which is
-//! exact for every type — `numeric` and `int8` included — and the column
-//! types come from a Describe of the same statement. JSON turns the text into
+//! exact for every type — `numeric` and `int8` included — and, for JSON, the
+//! column types come from a Describe of the same statement. JSON turns the text into
 //! typed values by type OID: numbers stay numbers digit for digit (we write
 //! the server's text, never an f64), `t`/`f` become booleans, json/jsonb are
 //! embedded as JSON, arrays become arrays, timestamps become ISO 8601 strings
@@ -32,7 +32,9 @@ pub struct ResultSet {
 pub const NULL: &str = "NULL";
 
 /// A table: a header, one row per row, numbers right-aligned; NULL in
-/// dim italics on a terminal.
+/// dim italics on a terminal. Tables are drawn without a Describe (see
+/// `exec::Runner::run_sql`), so a column without a type is right-aligned
+/// when every value in it reads as a number.
 pub fn table(rs: &ResultSet, tty: bool) -> String {
     let mut table = Table::new();
     table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
@@ -42,12 +44,28 @@ pub fn table(rs: &ResultSet, tty: bool) -> String {
         table.force_no_tty();
     }
     table.set_header(rs.columns.iter().map(|c| Cell::new(&c.name)));
+    let numeric: Vec<bool> = rs
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, col)| match &col.ty {
+            Some(ty) => is_number(ty),
+            None => {
+                let mut values = rs.rows.iter().filter_map(|r| r.get(i)?.as_deref());
+                let mut any = false;
+                values.all(|v| {
+                    any = true;
+                    looks_numeric(v)
+                }) && any
+            }
+        })
+        .collect();
     for row in &rs.rows {
-        table.add_row(row.iter().zip(&rs.columns).map(|(value, col)| {
+        table.add_row(row.iter().zip(&numeric).map(|(value, &numeric)| {
             match value {
                 Some(v) => {
                     let cell = Cell::new(v);
-                    if col.ty.as_ref().is_some_and(is_number) {
+                    if numeric {
                         cell.set_alignment(CellAlignment::Right)
                     } else {
                         cell
@@ -210,6 +228,12 @@ fn typed(text: &str, ty: Option<&Type>) -> String {
     }
 }
 
+/// A value as PostgreSQL prints numbers: JSON's grammar plus `NaN` and
+/// `±Infinity`.
+fn looks_numeric(text: &str) -> bool {
+    is_json_number(text) || matches!(text, "NaN" | "Infinity" | "-Infinity")
+}
+
 /// JSON's number grammar (RFC 8259 §6).
 fn is_json_number(s: &str) -> bool {
     let b = s.as_bytes();
@@ -263,7 +287,12 @@ pub fn iso_timestamp(text: &str) -> String {
     }
     let mut out = format!("{}T{}", &text[..10], &text[11..]);
     // A zone offset of `+HH` or `+HH:MM[:SS]` after the seconds.
-    if let Some(pos) = out[19..].find(['+', '-']).map(|p| p + 19) {
+    // `get`: byte 19 need not be a character boundary in odd text.
+    if let Some(pos) = out
+        .get(19..)
+        .and_then(|t| t.find(['+', '-']))
+        .map(|p| p + 19)
+    {
         let zone = &out[pos + 1..];
         if zone.len() == 2 && zone.bytes().all(|c| c.is_ascii_digit()) {
             out.push_str(":00");
@@ -472,6 +501,16 @@ mod tests {
         );
         assert_eq!(iso_timestamp("2024-01-02 03:04:05"), "2024-01-02T03:04:05");
         assert_eq!(iso_timestamp("infinity"), "infinity");
+        // Shaped like a timestamp up to byte 16, with non-ASCII after it
+        // (across byte 19 in the first): no panic.
+        assert_eq!(
+            iso_timestamp("2024-01-02 03:04:5ü+01"),
+            "2024-01-02T03:04:5ü+01"
+        );
+        assert_eq!(
+            iso_timestamp("2024-01-02 03:04:ü日+01"),
+            "2024-01-02T03:04:ü日+01:00"
+        );
     }
 
     #[test]
@@ -496,6 +535,29 @@ mod tests {
             parse_array("{\"ü\\\"\"}"),
             Some(ArrayValue::List(vec![ArrayValue::Item(Some("ü\"".into()))]))
         );
+    }
+
+    #[test]
+    fn untyped_tables_right_align_numeric_columns() {
+        let r = ResultSet {
+            columns: ["n", "t", "none"]
+                .iter()
+                .map(|n| Column {
+                    name: (*n).to_owned(),
+                    ty: None,
+                })
+                .collect(),
+            rows: vec![
+                vec![Some("1".into()), Some("abc".into()), None],
+                vec![Some("12345.5".into()), Some("7".into()), None],
+                vec![None, Some("x".into()), None],
+            ],
+        };
+        let out = table(&r, false);
+        // `n` right-aligned, `t` (text in it) and the all-NULL column not.
+        assert!(out.contains("│       1 ┆ abc ┆ NULL │"), "{out}");
+        assert!(out.contains("│ 12345.5 ┆ 7   ┆ NULL │"), "{out}");
+        assert!(looks_numeric("-Infinity") && !looks_numeric("1,5"));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use rdsiam_testkit::gate::Fault;
+
 use crate::db::{at_gate, gate};
 use crate::support::{Env, Run, expect, run};
 
@@ -256,6 +258,37 @@ fn sql_reads_a_script_from_stdin_and_files() {
 }
 
 #[test]
+fn sql_scripts_with_comments_before_meta_commands_and_begin_atomic() {
+    let env = Env::new();
+    let gate = gate();
+    // A comment line before a meta-command once made `-f` fail with
+    // `unknown meta-command \--`.
+    let path = env.home().join("commented.sql");
+    std::fs::write(
+        &path,
+        "-- list tables\n\\dt\n/* settings */ \\x\nselect 'ok' as commented;\n",
+    )
+    .unwrap();
+    let run = expect(sql(&env, &gate).arg("-f").arg(&path), 0);
+    assert!(run.stdout.contains("commented | ok"), "{}", run.stdout);
+
+    // A SQL-standard function body keeps its inner semicolons (psql 15+).
+    let run = expect(
+        sql(&env, &gate).args([
+            "-o",
+            "json",
+            "-c",
+            "create function pg_temp.atomic_f(x int) returns text language sql\n\
+             BEGIN ATOMIC\n  select 'ignored';\n  select case when x > 0 then 'pos' else 'neg' end;\nEND;\n\
+             select pg_temp.atomic_f(1) as v",
+        ]),
+        0,
+    );
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+    assert_eq!(v, serde_json::json!([{"v": "pos"}]));
+}
+
+#[test]
 fn sql_meta_commands_in_scripts() {
     let env = Env::new();
     let gate = gate();
@@ -464,10 +497,18 @@ mod pty {
 }
 
 fn sleeping_queries() -> usize {
+    running("select pg_sleep(30)")
+}
+
+/// Active queries starting with `prefix` (tests running in parallel share
+/// the server: each sleeps for its own number of seconds).
+fn running(prefix: &str) -> usize {
     let out = crate::db::postgres()
         .psql_super(
             "app",
-            "select count(*) from pg_stat_activity where state = 'active' and query like 'select pg_sleep(30)%'",
+            &format!(
+                "select count(*) from pg_stat_activity where state = 'active' and query like '{prefix}%'"
+            ),
         )
         .unwrap();
     out.trim()
@@ -575,4 +616,140 @@ fn sql_interactive_session_through_a_terminal() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&history).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+}
+
+/// The count of `iamuserapp` backends waiting for a lock.
+fn lock_waiters() -> usize {
+    let out = crate::db::postgres()
+        .psql_super(
+            "app",
+            "select count(*) from pg_stat_activity where usename = 'iamuserapp' and wait_event_type = 'Lock' and query like '%sql_lock_t%'",
+        )
+        .unwrap();
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("count: {out}"))
+}
+
+#[track_caller]
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Ctrl-C reaches a Describe blocked behind a lock, stops an `\i` file and
+/// the rest of a line (which comes back to the prompt), and abandons a
+/// stalled reconnect; a statement whose reconnect failed is not lost.
+#[test]
+fn sql_interactive_ctrl_c_and_failed_reconnects_lose_nothing() {
+    let env = Env::new();
+    let gate = gate();
+    let pg = crate::db::postgres();
+    pg.psql_super(
+        "app",
+        "create table if not exists sql_lock_t (a int); grant select on sql_lock_t to iamuserapp;",
+    )
+    .unwrap();
+    // JSON output: statements are described first.
+    let mut cmd = at_gate(&env, &gate, "sql", "iamuserapp");
+    cmd.args(["-o", "json"]);
+    let mut term = pty::Pty::spawn(cmd);
+    term.expect("iamuserapp@app=> ");
+
+    // A pending ACCESS EXCLUSIVE lock blocks the Describe itself.
+    let locker = std::thread::spawn(|| {
+        let _ = crate::db::postgres().psql_super(
+            "app",
+            "begin; lock table sql_lock_t in access exclusive mode; select pg_sleep(60) as sql_lock_holder; commit;",
+        );
+    });
+    let holder = "select pid from pg_stat_activity where query like '%sql_lock_holder%' and pid <> pg_backend_pid()";
+    wait_for("the lock", || {
+        !pg.psql_super("app", holder).unwrap().trim().is_empty()
+    });
+    term.line("select * from sql_lock_t;");
+    wait_for("the Describe waiting", || lock_waiters() == 1);
+    term.send("\x03");
+    term.expect("57014");
+    term.expect("iamuserapp@app=> ");
+    assert_eq!(lock_waiters(), 0);
+    pg.psql_super(
+        "app",
+        &format!("select pg_terminate_backend(pid) from ({holder}) h"),
+    )
+    .unwrap();
+    locker.join().unwrap();
+
+    // Ctrl-C in an \i file stops the file, not just its statement.
+    let file = env.home().join("sleepy.sql");
+    std::fs::write(
+        &file,
+        "select pg_sleep(31);\nselect 'not reached' as after_sleep;\n",
+    )
+    .unwrap();
+    term.line(&format!("\\i {}", file.display()));
+    wait_for("pg_sleep", || running("select pg_sleep(31)") == 1);
+    term.send("\x03");
+    term.expect("57014");
+    let out = term.expect("iamuserapp@app=> ");
+    assert!(
+        out.contains("stopped by Ctrl-C before item 2 (of 2); the rest of the file did not run"),
+        "{out}"
+    );
+    assert!(!out.contains("not reached"), "{out}");
+    assert_eq!(running("select pg_sleep(31)"), 0);
+
+    // Ctrl-C stops the rest of a line, which comes back to the prompt.
+    term.line("select pg_sleep(31); select 'the rest' as r;");
+    wait_for("pg_sleep", || running("select pg_sleep(31)") == 1);
+    term.send("\x03");
+    term.expect("57014");
+    term.expect("the rest of the input was not run");
+    term.expect("back on the prompt line");
+    term.expect("iamuserapp@app=> select 'the rest' as r;");
+    term.send("\r");
+    term.expect("\"r\": \"the rest\"");
+    term.expect("iamuserapp@app=> ");
+
+    // The connection drops and the reconnect fails: the statement is not
+    // thrown away but given back, and runs once the server is reachable.
+    gate.drop_all_sessions();
+    gate.set_fault(Fault::WrongCert);
+    term.line("select 'not lost' as kept;");
+    term.expect("connection to the server was lost");
+    term.expect("the statement was not sent");
+    term.expect("back on the prompt line");
+    term.expect("iamuserapp@app=> select 'not lost' as kept;");
+    gate.set_fault(Fault::None);
+    term.send("\r");
+    term.expect("session state was lost");
+    term.expect("\"kept\": \"not lost\"");
+    term.expect("iamuserapp@app=> ");
+
+    // A reconnect that stalls gives way to Ctrl-C, and the statement
+    // comes back too.
+    gate.drop_all_sessions();
+    gate.set_fault(Fault::StallHandshake);
+    term.line("select 'after the stall' as s;");
+    term.expect("reconnecting with a fresh token");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    term.send("\x03");
+    term.expect("reconnecting interrupted by Ctrl-C");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    term.expect("iamuserapp@app=> select 'after the stall' as s;");
+    gate.set_fault(Fault::None);
+    term.send("\r");
+    term.expect("\"s\": \"after the stall\"");
+    term.expect("iamuserapp@app=> ");
+
+    term.line("\\q");
+    let status = term.child.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{}", term.screen());
 }
