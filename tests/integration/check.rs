@@ -164,11 +164,7 @@ fn proxy_by_name_with_aws_identity() {
 fn sts_failure_does_not_fail_the_check() {
     let env = Env::new();
     let gate = gate();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = crate::support::closed_port();
     let run = expect(
         at_gate(&env, &gate, "check", "iamuserapp")
             .env("AWS_ENDPOINT_URL_STS", format!("http://127.0.0.1:{closed}")),
@@ -454,11 +450,7 @@ fn network_failures_exit_4() {
     assert!(run.stderr.contains("timed out after 1s"), "{}", run.stderr);
     assert!(run.stderr.contains("--via"), "{}", run.stderr);
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = crate::support::closed_port();
     let run = expect(
         env.cmd().args([
             "check",

@@ -269,10 +269,7 @@ fn server_error_that_persists_is_reported_with_its_code() {
 #[test]
 fn unreachable_api_is_an_aws_side_error() {
     let env = Env::new();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = crate::support::closed_port();
     let run = expect(
         env.cmd().args([
             "list",

@@ -108,11 +108,7 @@ pub fn expect(cmd: &mut Command, code: i32) -> Run {
         run.stdout, run.stderr
     );
     if code != 0 {
-        assert!(
-            run.stderr.starts_with("rdsiam: "),
-            "stderr: {}",
-            run.stderr
-        );
+        assert!(run.stderr.starts_with("rdsiam: "), "stderr: {}", run.stderr);
     }
     run
 }
@@ -137,4 +133,10 @@ pub fn token_time(token: &str) -> i64 {
     )
     .unwrap();
     dt.secs()
+}
+
+/// A port on 127.0.0.1 that nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
 }
