@@ -329,7 +329,7 @@ fn login_refused(resolved: &Resolved, base: &str) -> Failure {
     ));
     let id_kind = match (&endpoint.kind, &endpoint.cluster) {
         (EndpointKind::Instance, Some(cluster)) => format!(
-            "an Aurora instance's policy names its cluster's resource id, cluster-… of `{cluster}`"
+            "an Aurora instance's policy names its cluster's resource id: cluster-… of `{cluster}`"
         ),
         (EndpointKind::Proxy, _) => "prx-… for a proxy".to_owned(),
         (EndpointKind::ClusterWriter | EndpointKind::ClusterReader, _) => {

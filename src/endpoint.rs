@@ -80,8 +80,8 @@ impl Endpoint {
 
     /// The resource the caller's policy must allow `rds-db:connect` on.
     pub fn policy_resource(&self, region: &str, user: &str) -> Option<String> {
-        if self.cluster.is_some() {
-            // Aurora: the cluster's resource id, which this API answer lacks.
+        if self.cluster.is_some() && !self.resource_id.as_deref()?.starts_with("cluster-") {
+            // Aurora: only the cluster's resource id will do.
             return None;
         }
         let arn = self.arn.as_deref()?;
@@ -188,7 +188,11 @@ async fn resolve_instance(rds: &aws_sdk_rds::Client, id: &str) -> Result<Endpoin
     {
         Ok(out) => {
             if let Some(instance) = out.db_instances().first() {
-                return ready(instance_endpoint(instance));
+                let mut endpoint = ready(instance_endpoint(instance))?;
+                if let Some(cluster) = endpoint.cluster.clone() {
+                    aurora_policy_id(rds, &mut endpoint, &cluster).await;
+                }
+                return Ok(endpoint);
             }
         }
         Err(err)
@@ -199,6 +203,22 @@ async fn resolve_instance(rds: &aws_sdk_rds::Client, id: &str) -> Result<Endpoin
     }
     let instances = list_instances(rds).await?;
     Err(not_found("instance", id, &instances).into())
+}
+
+/// IAM policies for an Aurora instance name its cluster's resource id, not
+/// the instance's: fetch it so a refused login can print the exact ARN.
+/// Best effort: without it the hint names the cluster instead.
+async fn aurora_policy_id(rds: &aws_sdk_rds::Client, endpoint: &mut Endpoint, cluster: &str) {
+    endpoint.resource_id = None;
+    if let Ok(out) = rds
+        .describe_db_clusters()
+        .db_cluster_identifier(cluster)
+        .send()
+        .await
+        && let Some(found) = out.db_clusters().first()
+    {
+        endpoint.resource_id = found.db_cluster_resource_id().map(str::to_owned);
+    }
 }
 
 fn not_found(what: &str, name: &str, existing: &[Endpoint]) -> Failure {

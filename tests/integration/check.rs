@@ -559,3 +559,49 @@ fn iam_off_on_the_target_is_the_first_cause() {
         run.stderr
     );
 }
+
+#[test]
+fn aurora_instance_policy_names_the_cluster_resource_id() {
+    let env = Env::new();
+    let api = RdsApi::start(Inventory::article()).unwrap();
+    let inv = Inventory::article();
+    let writer = inv
+        .instances
+        .iter()
+        .find(|i| i.cluster_id.is_some())
+        .unwrap()
+        .clone();
+    let gate = gate_for(&writer.address, Some(writer.port));
+    let run = expect(
+        env.cmd()
+            .args([
+                "check",
+                "--instance",
+                &writer.id,
+                "-U",
+                "norights",
+                "-d",
+                "app",
+                "--region",
+                REGION,
+                "--no-aws-identity",
+            ])
+            .args([
+                "--endpoint-url",
+                &api.url(),
+                "--via",
+                &format!("127.0.0.1:{}", gate.port()),
+            ])
+            .arg("--ca-bundle")
+            .arg(ca_file(&env, &gate)),
+        5,
+    );
+    let cluster_id = &inv.clusters[0].resource_id;
+    assert!(
+        run.stderr
+            .contains(&format!(":dbuser:{cluster_id}/norights")),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(&writer.resource_id), "{}", run.stderr);
+}
