@@ -10,6 +10,11 @@
 //! the Describe too — or abandons a reconnect, and stops the rest of the
 //! input: the other statements of the line (given back to the prompt) or of
 //! the `\i` file.
+//!
+//! In a script (`-c`, `-f`, stdin) Ctrl-C cancels the running statement on
+//! the server the same way, then stops the script (even with
+//! `--continue-on-error`) with exit code 1. A second Ctrl-C, or one while no
+//! statement runs, stops it at once without waiting for the server.
 
 use std::fs::File;
 use std::io::{IsTerminal, Write};
@@ -82,14 +87,16 @@ pub struct Runner {
     out: Option<(PathBuf, File)>,
     depth: usize,
     interrupts: Interrupts,
-    /// Ctrl-C was pressed since the current line started: what is left of
-    /// it (and of any `\i` file) does not run.
+    /// Ctrl-C was pressed since the current line started (in a script:
+    /// since it started): what is left of it (and of any `\i` file) does
+    /// not run.
     cancelled: bool,
 }
 
-/// Ctrl-C while statements run (interactive only). At the prompt the line
-/// editor has the terminal in raw mode, so Ctrl-C there is a keypress, not
-/// a signal; SIGINT only arrives while something runs.
+/// Ctrl-C while statements run. At the prompt the line editor has the
+/// terminal in raw mode, so Ctrl-C there is a keypress, not a signal; SIGINT
+/// only arrives while something runs. A script listens from its start to
+/// its end (once caught, SIGINT no longer kills the process by itself).
 #[derive(Default)]
 struct Interrupts {
     #[cfg(unix)]
@@ -109,6 +116,14 @@ impl Interrupts {
             return any;
         }
         false
+    }
+
+    /// Whether nobody listens yet (so SIGINT still kills the process).
+    fn signal_missing(&self) -> bool {
+        #[cfg(unix)]
+        return self.signal.is_none();
+        #[cfg(not(unix))]
+        true
     }
 
     /// The next SIGINT; never, when not listening.
@@ -134,6 +149,9 @@ enum StmtError {
     NotSent(String),
     /// Anything else (a file that cannot be read, a bad meta-command).
     Local(anyhow::Error),
+    /// A script's second Ctrl-C came before the server answered the cancel
+    /// (or before the cancel request went out): we stopped waiting.
+    Abandoned,
 }
 
 impl Runner {
@@ -168,8 +186,8 @@ impl Runner {
         self.dbname.as_deref().unwrap_or(&self.resolved.target.user)
     }
 
-    /// Listen for Ctrl-C from now on (interactive only): while a query runs
-    /// it becomes a cancel request instead of killing the process.
+    /// Listen for Ctrl-C from now on: while a query runs it becomes a cancel
+    /// request instead of killing the process. Call inside the runtime.
     pub fn catch_interrupts(&mut self) {
         #[cfg(unix)]
         {
@@ -303,18 +321,38 @@ impl Runner {
     }
 
     /// Run a whole script; `Err` stops it (with the exit code inside).
+    /// Ctrl-C cancels the running statement and stops the script (exit 1).
     pub async fn run_script(&mut self, items: &[Item]) -> Result<()> {
+        if !self.interactive && self.interrupts.signal_missing() {
+            self.catch_interrupts();
+        }
         for item in items {
+            self.stop_if_interrupted()?;
             if self.run_item(item).await? == Flow::Quit {
                 break;
             }
         }
+        self.stop_if_interrupted()?;
         if self.errors > 0 {
             return Err(Failure::new(
                 Kind::Other,
                 format!("{} of {} statements failed", self.errors, self.statements),
             )
             .hint("the errors are shown above")
+            .into());
+        }
+        Ok(())
+    }
+
+    /// In a script: Ctrl-C came while no statement ran (or the statement
+    /// finished before its cancel took effect), so stop here.
+    fn stop_if_interrupted(&mut self) -> Result<()> {
+        if self.interrupted() {
+            return Err(Failure::new(
+                Kind::Other,
+                format!("interrupted by Ctrl-C after statement {}", self.statements),
+            )
+            .hint("the rest of the script did not run")
             .into());
         }
         Ok(())
@@ -346,6 +384,7 @@ impl Runner {
         if self.interactive {
             match err {
                 StmtError::Server(text) | StmtError::Lost(text) => eprintln!("{text}"),
+                StmtError::Abandoned => eprintln!("Ctrl-C: stopped waiting for the statement"),
                 StmtError::NotSent(text) => {
                     eprintln!("{text}");
                     return Ok(Flow::NotSent);
@@ -354,7 +393,34 @@ impl Runner {
             }
             return Ok(Flow::Continue);
         }
+        // Ctrl-C in a script: whatever the statement's fate, the script
+        // stops here, --continue-on-error or not.
+        if self.cancelled {
+            let n = self.statements;
+            let (message, hint) = match err {
+                // An `\i` file's statement, already said.
+                StmtError::Local(err) => return Err(err),
+                StmtError::Server(text) | StmtError::Lost(text) => (
+                    format!("statement {n} cancelled by Ctrl-C: {text}"),
+                    "the rest of the script did not run",
+                ),
+                StmtError::NotSent(_) => (
+                    format!("interrupted by Ctrl-C; statement {n} was not sent"),
+                    "the rest of the script did not run",
+                ),
+                StmtError::Abandoned => (
+                    format!("statement {n} abandoned by a second Ctrl-C"),
+                    "it may still run on the server until it ends; the rest of the script did not run",
+                ),
+            };
+            return Err(Failure::new(Kind::Other, message).hint(hint).into());
+        }
         match err {
+            StmtError::Abandoned => Err(Failure::new(
+                Kind::Other,
+                format!("statement {} abandoned by Ctrl-C", self.statements),
+            )
+            .into()),
             StmtError::Lost(text) | StmtError::NotSent(text) => {
                 Err(Failure::network(text.trim_start_matches("rdsiam: ").to_owned()).into())
             }
@@ -378,7 +444,7 @@ impl Runner {
 
     /// Run one statement and show its result; `title` heads meta output.
     async fn run_sql(&mut self, sql: &str, title: Option<&str>) -> Result<(), StmtError> {
-        if self.interactive && self.interrupted() {
+        if self.interrupted() {
             return Err(StmtError::NotSent(
                 "Ctrl-C: the statement was not sent".to_owned(),
             ));
@@ -402,6 +468,7 @@ impl Runner {
             resolved,
             interrupts,
             interactive,
+            statements,
             ..
         } = self;
         let client = &session.as_ref().expect("ensure_session connected").client;
@@ -420,29 +487,58 @@ impl Runner {
             let messages = client.simple_query(sql).await?;
             Ok::<_, tokio_postgres::Error>(Some((statement, messages)))
         };
-        let result = if *interactive {
-            // One cancel-aware wait around the Describe and the query: either
-            // can block (behind a lock, say) and Ctrl-C must reach both.
+        // One cancel-aware wait around the Describe and the query: either
+        // can block (behind a lock, say) and Ctrl-C must reach both. (Not
+        // listening, `interrupts.next()` never fires.) `None`: a script's
+        // second Ctrl-C stopped the wait.
+        let result = {
             let cancel = client.cancel_token();
             let mut work = std::pin::pin!(work);
             loop {
                 tokio::select! {
-                    result = &mut work => break result,
+                    result = &mut work => break Some(result),
                     () = interrupts.next() => {
+                        if !*interactive && cancelled.get() {
+                            break None;
+                        }
                         cancelled.set(true);
-                        eprintln!("cancelling the query…");
-                        if let Err(err) = connector.cancel(resolved, &cancel).await {
-                            eprintln!("{}", crate::error::render(&err));
+                        if *interactive {
+                            eprintln!("cancelling the query…");
+                        } else {
+                            eprintln!(
+                                "rdsiam: Ctrl-C: cancelling statement {statements} (Ctrl-C again stops without waiting)"
+                            );
+                        }
+                        let request = connector.cancel(resolved, &cancel);
+                        // At the prompt Ctrl-C again sends another cancel once
+                        // this one is done; in a script it stops at once.
+                        let sent = if *interactive {
+                            Some(request.await)
+                        } else {
+                            tokio::select! {
+                                sent = request => Some(sent),
+                                () = interrupts.next() => None,
+                            }
+                        };
+                        match sent {
+                            Some(Ok(())) => {}
+                            Some(Err(err)) => eprintln!("{}", crate::error::render(&err)),
+                            None => break None,
                         }
                     }
                 }
             }
-        } else {
-            work.await
         };
         if cancelled.get() {
             self.cancelled = true;
         }
+        let Some(result) = result else {
+            // The statement may still be running: this session is not to
+            // be trusted with another one.
+            self.session = None;
+            self.lost = true;
+            return Err(StmtError::Abandoned);
+        };
         let elapsed = started.elapsed();
         let (statement, messages) = match result {
             Ok(Some(done)) => done,
@@ -777,7 +873,7 @@ impl Runner {
         self.depth += 1;
         let mut stopped = None;
         for (n, item) in items.iter().enumerate() {
-            if self.interactive && self.interrupted() {
+            if self.interrupted() {
                 stopped = Some(format!("stopped by Ctrl-C before item {}", n + 1));
                 break;
             }

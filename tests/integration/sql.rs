@@ -353,6 +353,15 @@ mod pty {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
+    /// Ctrl-C from outside: SIGINT to the child, not through a pty (for a
+    /// script running in the background).
+    pub fn interrupt(child: &Child) {
+        let pid = libc::pid_t::try_from(child.id()).unwrap();
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        let rc = unsafe { libc::kill(pid, libc::SIGINT) };
+        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
     pub struct Pty {
         master: File,
         seen: Arc<Mutex<String>>,
@@ -754,4 +763,162 @@ fn sql_interactive_ctrl_c_and_failed_reconnects_lose_nothing() {
     term.line("\\q");
     let status = term.child.wait().unwrap();
     assert!(status.success(), "{status:?}\n{}", term.screen());
+}
+
+/// `rdsiam sql` with a script, in the background: its stderr as it comes.
+struct Background {
+    child: std::process::Child,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    fn spawn(mut cmd: Command) -> Background {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("rdsiam runs");
+        let mut pipe = child.stderr.take().unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Background {
+            child,
+            stderr,
+            reader: Some(reader),
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Wait (at most `limit`) for the exit; its code, stdout and stderr.
+    #[track_caller]
+    fn finish(&mut self, limit: std::time::Duration) -> Run {
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still running after {limit:?}; stderr: {}",
+                self.stderr()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        self.reader.take().unwrap().join().unwrap();
+        let mut stdout = String::new();
+        use std::io::Read;
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr: self.stderr(),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Ctrl-C in a script cancels the running statement on the server, stops
+/// the script even with --continue-on-error, and exits 1.
+#[test]
+fn sql_script_ctrl_c_cancels_the_statement_and_stops() {
+    let env = Env::new();
+    let gate = gate();
+    let mut cmd = sql(&env, &gate);
+    cmd.args([
+        "--continue-on-error",
+        "-c",
+        "select pg_sleep(32); select 'not reached' as after_sleep",
+    ]);
+    let mut script = Background::spawn(cmd);
+    wait_for("pg_sleep", || running("select pg_sleep(32)") == 1);
+    let started = std::time::Instant::now();
+    pty::interrupt(&script.child);
+    let run = script.finish(std::time::Duration::from_secs(10));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(
+        run.code, 1,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    assert!(run.stderr.starts_with("rdsiam: "), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("statement 1 cancelled by Ctrl-C"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("57014"), "{}", run.stderr);
+    assert!(!run.stdout.contains("not reached"), "{}", run.stdout);
+    assert!(!run.stderr.contains("not reached"), "{}", run.stderr);
+    assert_eq!(running("select pg_sleep(32)"), 0);
+    assert!(
+        gate.events().iter().any(|e| e == "cancel forwarded"),
+        "{:?}",
+        gate.events()
+    );
+}
+
+/// A second Ctrl-C stops at once when the cancel gets no answer.
+#[test]
+fn sql_script_second_ctrl_c_stops_without_waiting() {
+    let env = Env::new();
+    let gate = gate();
+    let mut cmd = sql(&env, &gate);
+    cmd.args(["--connect-timeout", "60", "-c", "select pg_sleep(33)"]);
+    let mut script = Background::spawn(cmd);
+    wait_for("pg_sleep", || running("select pg_sleep(33)") == 1);
+    // The cancel request's connection stalls.
+    gate.set_fault(Fault::StallHandshake);
+    pty::interrupt(&script.child);
+    wait_for("the cancel", || {
+        script.stderr().contains("cancelling statement 1")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    pty::interrupt(&script.child);
+    let run = script.finish(std::time::Duration::from_secs(5));
+    let elapsed = started.elapsed();
+    // The abandoned statement sleeps on (the server notices the closed
+    // connection only when it ends): end it here.
+    crate::db::postgres()
+        .psql_super(
+            "app",
+            "select pg_cancel_backend(pid) from pg_stat_activity where query like 'select pg_sleep(33)%' and pid <> pg_backend_pid()",
+        )
+        .unwrap();
+    assert!(elapsed < std::time::Duration::from_secs(5));
+    assert_eq!(
+        run.code, 1,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("statement 1 abandoned by a second Ctrl-C"),
+        "{}",
+        run.stderr
+    );
 }
