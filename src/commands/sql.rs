@@ -1,6 +1,7 @@
 //! `rdsiam sql`: the built-in SQL prompt (issue 5). With `-c`, `-f` or a
 //! script on stdin it runs the statements and exits (0 when all succeed, 1 on
-//! the first failure or, with `--continue-on-error`, at the end); on a
+//! the first failure or, with `--continue-on-error`, at the end; Ctrl-C
+//! cancels the running statement on the server and stops); on a
 //! terminal it opens the interactive prompt in [`crate::repl`].
 
 use std::io::{IsTerminal, Read};
