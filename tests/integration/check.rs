@@ -450,62 +450,38 @@ fn network_failures_exit_4() {
     assert!(run.stderr.contains("timed out after 1s"), "{}", run.stderr);
     assert!(run.stderr.contains("--via"), "{}", run.stderr);
 
-    let closed = crate::support::closed_port();
-    let run = expect(
-        env.cmd().args([
+    // Failures before any TLS: no gate needed.
+    let at = |host: &str, extra: &[&str]| {
+        let mut cmd = env.cmd();
+        cmd.args([
             "check",
             "--host",
-            "127.0.0.1",
-            "--port",
-            &closed.to_string(),
+            host,
             "-U",
             "u",
             "--region",
             REGION,
             "--no-aws-identity",
-        ]),
-        4,
-    );
+        ])
+        .args(extra);
+        cmd
+    };
+    let closed = crate::support::closed_port().to_string();
+    let run = expect(&mut at("127.0.0.1", &["--port", &closed]), 4);
     assert!(
         run.stderr.contains("cannot connect to 127.0.0.1:"),
         "{}",
         run.stderr
     );
 
-    let run = expect(
-        env.cmd().args([
-            "check",
-            "--host",
-            "no-such-host.invalid",
-            "-U",
-            "u",
-            "--region",
-            REGION,
-            "--no-aws-identity",
-        ]),
-        4,
-    );
+    let run = expect(&mut at("no-such-host.invalid", &[]), 4);
     assert!(
         run.stderr.contains("cannot resolve `no-such-host.invalid`"),
         "{}",
         run.stderr
     );
 
-    let run = expect(
-        env.cmd().args([
-            "check",
-            "--host",
-            "h",
-            "-U",
-            "u",
-            "--region",
-            REGION,
-            "--via",
-            &format!("127.0.0.1:{closed}"),
-            "--no-aws-identity",
-        ]),
-        4,
-    );
+    let run = expect(&mut at("h", &["--via", &format!("127.0.0.1:{closed}")]), 4);
     assert!(run.stderr.contains("tunnel"), "{}", run.stderr);
 }
 
