@@ -391,6 +391,22 @@ impl Gate {
     pub fn events(&self) -> Vec<String> {
         lock(&self.shared.events).clone()
     }
+
+    /// Wait up to `timeout` for an event equal to `line`. Some verdicts are
+    /// logged only when the gate notices the client hung up, which can be
+    /// just after the client process has exited.
+    pub fn wait_for_event(&self, line: &str, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.events().iter().any(|e| e == line) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Gate {
@@ -1753,9 +1769,13 @@ mod tests {
         );
         let out = psql("iamuserapp", None);
         assert!(!out.status.success());
-        assert_eq!(
-            gate.events().last().unwrap(),
-            "closed user=iamuserapp reason=no-password"
+        assert!(
+            gate.wait_for_event(
+                "closed user=iamuserapp reason=no-password",
+                std::time::Duration::from_secs(5)
+            ),
+            "{:?}",
+            gate.events()
         );
     }
 
