@@ -272,9 +272,12 @@ fn credentials_failure(settings: &AwsSettings, err: &CredentialsError) -> Failur
     // Off EC2 the metadata service is the last provider asked, so its
     // refusal is what "nothing anywhere" looks like.
     let from_imds = settings.profile.is_none() && lower.contains("imds");
+    let nothing_found = || {
+        Failure::aws("no AWS credentials found (environment, ~/.aws files, SSO, container or instance role)")
+            .hint("run `aws configure` or `aws sso login --profile NAME`, pass --profile NAME, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    };
     match err {
-        _ if from_imds => Failure::aws("no AWS credentials found (environment, ~/.aws files, SSO, container or instance role)")
-            .hint("run `aws configure` or `aws sso login --profile NAME`, pass --profile NAME, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+        _ if from_imds => nothing_found(),
         CredentialsError::CredentialsNotLoaded(_) | CredentialsError::InvalidConfiguration(_) if settings.profile.is_some() => {
             let why = if lower.contains("not enabled") || lower.contains("not defined") || lower.contains("could not find") {
                 "it is not defined in ~/.aws/config or ~/.aws/credentials".to_owned()
@@ -284,10 +287,7 @@ fn credentials_failure(settings: &AwsSettings, err: &CredentialsError) -> Failur
             Failure::aws(format!("no usable AWS credentials for profile `{profile}`: {why}"))
                 .hint(format!("`aws configure list-profiles` shows the profiles that exist; create it with `aws configure --profile {profile}` or `aws configure sso --profile {profile}`"))
         }
-        CredentialsError::CredentialsNotLoaded(_) => {
-            Failure::aws("no AWS credentials found (environment, ~/.aws files, SSO, container or instance role)")
-                .hint("run `aws configure` or `aws sso login --profile NAME`, pass --profile NAME, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
-        }
+        CredentialsError::CredentialsNotLoaded(_) => nothing_found(),
         _ => Failure::aws(format!("could not load AWS credentials for profile `{profile}`: {detail}"))
             .hint("check the profile in ~/.aws/config (`aws configure list --profile NAME` shows what the AWS CLI sees)"),
     }

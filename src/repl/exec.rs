@@ -778,7 +778,7 @@ impl Runner {
             .connector
             .via
             .as_ref()
-            .map(|v| format!(" via {}:{}", v.host, v.port))
+            .map(|v| format!(" via {v}"))
             .unwrap_or_default();
         let state = match &self.session {
             Some(s) if !s.client.is_closed() => "connected",
@@ -793,8 +793,7 @@ impl Runner {
             e.kind,
             e.name,
             self.resolved.aws.region,
-            clap::ValueEnum::to_possible_value(&self.connector.sslmode)
-                .map_or_else(|| "?".to_owned(), |v| v.get_name().to_owned()),
+            self.connector.sslmode.as_str(),
         )
     }
 
@@ -959,12 +958,18 @@ fn locate(sql: &str, pos: usize) -> Option<(usize, &str, usize)> {
 
 /// What a statement without a result set did, from its first word and the
 /// row count (the simple protocol gives us the count, not the tag).
-fn command_tag(sql: &str, rows: u64) -> String {
-    let verb = sql
-        .split(|c: char| !c.is_ascii_alphabetic())
+/// The statement's first word (its verb), or "" when there is none.
+fn first_word(sql: &str) -> &str {
+    sql.split(|c: char| !c.is_ascii_alphabetic())
         .find(|w| !w.is_empty())
-        .unwrap_or("OK")
-        .to_uppercase();
+        .unwrap_or("")
+}
+
+fn command_tag(sql: &str, rows: u64) -> String {
+    let verb = match first_word(sql) {
+        "" => "OK".to_owned(),
+        word => word.to_uppercase(),
+    };
     match verb.as_str() {
         "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "COPY" | "SELECT" | "FETCH" | "MOVE" => {
             format!("{verb} {rows}")
@@ -977,11 +982,7 @@ fn command_tag(sql: &str, rows: u64) -> String {
 /// Describe. Others (DDL, `CREATE FUNCTION … BEGIN ATOMIC`) skip it.
 fn returns_rows(sql: &str) -> bool {
     let lower = sql.to_lowercase();
-    let verb = lower
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .find(|w| !w.is_empty())
-        .unwrap_or("");
-    match verb {
+    match first_word(&lower) {
         "select" | "with" | "values" | "table" | "show" | "explain" | "fetch" => true,
         "insert" | "update" | "delete" | "merge" => lower.contains("returning"),
         _ => false,
