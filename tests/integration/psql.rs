@@ -312,6 +312,17 @@ fn missing_psql_says_how_to_install_it() {
         1,
     );
     assert!(run.stderr.contains("/nonexistent/psql"), "{}", run.stderr);
-    // The real one, named explicitly, works.
-    let _ = postgres();
+    // The real one, named explicitly with an empty PATH, works through the gate.
+    let real = postgres().psql_path();
+    assert!(real.is_absolute(), "psql must be found in PostgreSQL's bin dir: {}", real.display());
+    let gate = gate();
+    let run = expect(
+        at_gate(&env, &gate, "psql", "iamuserapp")
+            .env("PATH", &empty)
+            .arg("--psql")
+            .arg(&real)
+            .args(["--", "-tAc", "select current_user"]),
+        0,
+    );
+    assert_eq!(run.stdout, "iamuserapp\n");
 }
