@@ -4,7 +4,7 @@
 use rdsiam_testkit::gate::{Fault, PROXY_ENDPOINT_HOST};
 use rdsiam_testkit::rdsapi::{Inventory, RdsApi};
 
-use crate::db::{at_gate, ca_file, gate, gate_for};
+use crate::db::{at_gate, ca_file, check_via_api, gate, gate_for};
 use crate::support::{Env, REGION, expect};
 
 fn check(env: &Env, gate: &rdsiam_testkit::gate::Gate, user: &str) -> std::process::Command {
@@ -125,29 +125,15 @@ fn proxy_by_name_with_aws_identity() {
     let proxy = Inventory::article().proxies[0].clone();
     let gate = gate_for(&proxy.endpoint, Some(5432));
     let run = expect(
-        env.cmd()
-            .env("AWS_ENDPOINT_URL_STS", api.url())
-            .args([
-                "check",
-                "--proxy",
-                "PostgreSqlProxy",
-                "-U",
-                "iamuserapp",
-                "-d",
-                "app",
-                "--region",
-                REGION,
-            ])
-            .args([
-                "--endpoint-url",
-                &api.url(),
-                "--via",
-                &format!("127.0.0.1:{}", gate.port()),
-                "-o",
-                "json",
-            ])
-            .arg("--ca-bundle")
-            .arg(ca_file(&env, &gate)),
+        check_via_api(
+            &env,
+            &gate,
+            &api,
+            &["--proxy", "PostgreSqlProxy"],
+            "iamuserapp",
+        )
+        .env("AWS_ENDPOINT_URL_STS", api.url())
+        .args(["-o", "json"]),
         0,
     );
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -500,27 +486,8 @@ fn iam_off_on_the_target_is_the_first_cause() {
     cfg.iam_off_hosts = vec![off.address.clone()];
     let gate = rdsiam_testkit::gate::Gate::start(cfg).unwrap();
     let run = expect(
-        env.cmd()
-            .args([
-                "check",
-                "--instance",
-                &off.id,
-                "-U",
-                "iamuserapp",
-                "-d",
-                "app",
-                "--region",
-                REGION,
-                "--no-aws-identity",
-            ])
-            .args([
-                "--endpoint-url",
-                &api.url(),
-                "--via",
-                &format!("127.0.0.1:{}", gate.port()),
-            ])
-            .arg("--ca-bundle")
-            .arg(ca_file(&env, &gate)),
+        check_via_api(&env, &gate, &api, &["--instance", &off.id], "iamuserapp")
+            .arg("--no-aws-identity"),
         5,
     );
     assert!(
@@ -549,27 +516,8 @@ fn aurora_instance_policy_names_the_cluster_resource_id() {
         .clone();
     let gate = gate_for(&writer.address, Some(writer.port));
     let run = expect(
-        env.cmd()
-            .args([
-                "check",
-                "--instance",
-                &writer.id,
-                "-U",
-                "norights",
-                "-d",
-                "app",
-                "--region",
-                REGION,
-                "--no-aws-identity",
-            ])
-            .args([
-                "--endpoint-url",
-                &api.url(),
-                "--via",
-                &format!("127.0.0.1:{}", gate.port()),
-            ])
-            .arg("--ca-bundle")
-            .arg(ca_file(&env, &gate)),
+        check_via_api(&env, &gate, &api, &["--instance", &writer.id], "norights")
+            .arg("--no-aws-identity"),
         5,
     );
     let cluster_id = &inv.clusters[0].resource_id;

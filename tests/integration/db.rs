@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use rdsiam_testkit::gate::{Gate, GateConfig};
 use rdsiam_testkit::pg::Postgres;
+use rdsiam_testkit::rdsapi::RdsApi;
 
 use crate::support::{Env, REGION};
 
@@ -59,5 +60,28 @@ pub fn at_gate(env: &Env, gate: &Gate, command: &str, user: &str) -> Command {
     ])
     .arg("--ca-bundle")
     .arg(ca_file(env, gate));
+    cmd
+}
+
+/// `rdsiam check <target…> -U <user> -d app --region R`, resolved through
+/// `api`, with TCP to `gate` by `--via` and the gate's CA trusted: an
+/// RDS-named endpoint reached the way a tunnel reaches it.
+pub fn check_via_api(env: &Env, gate: &Gate, api: &RdsApi, target: &[&str], user: &str) -> Command {
+    let mut cmd = env.cmd();
+    cmd.arg("check")
+        .args(target)
+        .args([
+            "-U",
+            user,
+            "-d",
+            "app",
+            "--region",
+            REGION,
+            "--endpoint-url",
+            &api.url(),
+        ])
+        .args(["--via", &format!("127.0.0.1:{}", gate.port())])
+        .arg("--ca-bundle")
+        .arg(ca_file(env, gate));
     cmd
 }

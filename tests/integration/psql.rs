@@ -314,7 +314,11 @@ fn missing_psql_says_how_to_install_it() {
     assert!(run.stderr.contains("/nonexistent/psql"), "{}", run.stderr);
     // The real one, named explicitly with an empty PATH, works through the gate.
     let real = postgres().psql_path();
-    assert!(real.is_absolute(), "psql must be found in PostgreSQL's bin dir: {}", real.display());
+    assert!(
+        real.is_absolute(),
+        "psql must be found in PostgreSQL's bin dir: {}",
+        real.display()
+    );
     let gate = gate();
     let run = expect(
         at_gate(&env, &gate, "psql", "iamuserapp")
