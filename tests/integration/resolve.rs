@@ -13,23 +13,24 @@ fn json(stdout: &str) -> serde_json::Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
+/// `rdsiam token -U iamuserapp --region R --endpoint-url <api> <target…>`.
+fn token_cmd(env: &Env, api: &RdsApi, target: &[&str]) -> std::process::Command {
+    let mut cmd = env.cmd();
+    cmd.args([
+        "token",
+        "-U",
+        "iamuserapp",
+        "--region",
+        REGION,
+        "--endpoint-url",
+        &api.url(),
+    ])
+    .args(target);
+    cmd
+}
+
 fn token_json(env: &Env, api: &RdsApi, target: &[&str]) -> serde_json::Value {
-    let run = expect(
-        env.cmd()
-            .args([
-                "token",
-                "-U",
-                "iamuserapp",
-                "--region",
-                REGION,
-                "-o",
-                "json",
-                "--endpoint-url",
-                &api.url(),
-            ])
-            .args(target),
-        0,
-    );
+    let run = expect(token_cmd(env, api, target).args(["-o", "json"]), 0);
     json(&run.stdout)
 }
 
@@ -108,20 +109,7 @@ fn iam_off_warns_but_still_prints_the_token() {
         .into_iter()
         .find(|i| !i.iam_enabled)
         .unwrap();
-    let run = expect(
-        env.cmd().args([
-            "token",
-            "-U",
-            "iamuserapp",
-            "--region",
-            REGION,
-            "--endpoint-url",
-            &api.url(),
-            "--instance",
-            &off.id,
-        ]),
-        0,
-    );
+    let run = expect(&mut token_cmd(&env, &api, &["--instance", &off.id]), 0);
     assert!(run.stdout.starts_with(&off.address));
     assert!(
         run.stderr.contains("IAM database authentication is off"),
@@ -203,20 +191,7 @@ fn unknown_names_get_did_you_mean() {
             "--instance legacy-reporting",
         ),
     ] {
-        let run = expect(
-            env.cmd().args([
-                "token",
-                "-U",
-                "u",
-                "--region",
-                REGION,
-                "--endpoint-url",
-                &api.url(),
-                flag,
-                typo,
-            ]),
-            3,
-        );
+        let run = expect(&mut token_cmd(&env, &api, &[flag, typo]), 3);
         assert!(
             run.stderr.contains(&format!("named `{typo}`")),
             "{}",
@@ -248,17 +223,7 @@ fn server_error_that_persists_is_reported_with_its_code() {
     let api = api();
     api.set_fault(Fault::ServerError);
     let run = expect(
-        env.cmd().args([
-            "token",
-            "-U",
-            "u",
-            "--region",
-            REGION,
-            "--endpoint-url",
-            &api.url(),
-            "--cluster",
-            "databasecluster",
-        ]),
+        &mut token_cmd(&env, &api, &["--cluster", "databasecluster"]),
         3,
     );
     assert!(run.stderr.contains("DescribeDBClusters"), "{}", run.stderr);
