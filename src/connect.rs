@@ -273,11 +273,21 @@ impl Connector {
         let chain = crate::aws::error_chain(err);
         let lower = chain.to_lowercase();
         let at = format!("{}:{}{}", endpoint.host, endpoint.port, self.via_note());
-        let failure = if lower.contains("notvalidforname") || lower.contains("not valid for name") {
+        let certificate = rustls_error(err).and_then(|e| match e {
+            rustls::Error::InvalidCertificate(cert) => Some(cert),
+            _ => None,
+        });
+        let failure = if certificate.is_some_and(|c| {
+            matches!(
+                c,
+                rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. }
+            )
+        }) {
             Failure::network(format!("TLS: the server's certificate does not name `{}` ({chain})", endpoint.host)).hint(
                 "connect by the endpoint's real name; for a tunnel keep --host/--proxy/--cluster and add --via 127.0.0.1:PORT (or use --sslmode verify-ca)",
             )
-        } else if lower.contains("invalid peer certificate") || lower.contains("unknownissuer") {
+        } else if certificate.is_some() {
             Failure::network(format!("TLS: the server's certificate is not trusted at {at} ({chain})")).hint(match self.roots {
                 Roots::BuiltIn => "the built-in bundle holds the RDS CAs and Amazon roots; for another CA pass --ca-bundle FILE".to_owned(),
                 Roots::File(ref path) => format!("the certificate does not chain to {}; drop --ca-bundle/PGSSLROOTCERT to use the built-in RDS bundle", path.display()),
@@ -296,6 +306,26 @@ impl Connector {
         };
         failure.into()
     }
+}
+
+/// The rustls error behind a failed handshake, if that is what failed. It
+/// sits inside an `io::Error`, whose `source()` skips the wrapped error.
+fn rustls_error(err: &tokio_postgres::Error) -> Option<&rustls::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(e) = cause {
+        if let Some(found) = e.downcast_ref::<rustls::Error>() {
+            return Some(found);
+        }
+        if let Some(found) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(found);
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// The refusal RDS gives for any bad token, with the known causes in order.
