@@ -1114,28 +1114,38 @@ fn arn_or_id_matches(wanted: &str, id: &str, arn: &str) -> bool {
     wanted.eq_ignore_ascii_case(id) || wanted == arn
 }
 
+/// All of `items`, or the one `wanted` names (by id or ARN), or AWS's 404.
+fn select_by_id<'a, T>(
+    items: &'a [T],
+    wanted: Option<&String>,
+    id_and_arn: impl Fn(&T) -> (&str, &str),
+    fault: &'static str,
+    what: &str,
+) -> Result<Vec<&'a T>, ApiError> {
+    let Some(wanted) = wanted else {
+        return Ok(items.iter().collect());
+    };
+    match items.iter().find(|item| {
+        let (id, arn) = id_and_arn(item);
+        arn_or_id_matches(wanted, id, arn)
+    }) {
+        Some(item) => Ok(vec![item]),
+        None => Err(api_error(404, fault, format!("{what} {wanted} not found."))),
+    }
+}
+
 fn describe_db_clusters(
     inv: &Inventory,
     params: &Params,
     request_id: &str,
 ) -> Result<String, ApiError> {
-    let selected: Vec<&Cluster> = match params.get("DBClusterIdentifier") {
-        Some(id) => match inv
-            .clusters
-            .iter()
-            .find(|c| arn_or_id_matches(id, &c.id, &c.arn))
-        {
-            Some(c) => vec![c],
-            None => {
-                return Err(api_error(
-                    404,
-                    "DBClusterNotFoundFault",
-                    format!("DBCluster {id} not found."),
-                ));
-            }
-        },
-        None => inv.clusters.iter().collect(),
-    };
+    let selected = select_by_id(
+        &inv.clusters,
+        params.get("DBClusterIdentifier"),
+        |c| (&c.id, &c.arn),
+        "DBClusterNotFoundFault",
+        "DBCluster",
+    )?;
     let selected = apply_filters(selected, params, |c: &Cluster, name| match name {
         "db-cluster-id" => Some(vec![c.id.clone(), c.arn.clone()]),
         "db-cluster-resource-id" => Some(vec![c.resource_id.clone()]),
@@ -1217,23 +1227,13 @@ fn describe_db_instances(
     params: &Params,
     request_id: &str,
 ) -> Result<String, ApiError> {
-    let selected: Vec<&Instance> = match params.get("DBInstanceIdentifier") {
-        Some(id) => match inv
-            .instances
-            .iter()
-            .find(|i| arn_or_id_matches(id, &i.id, &i.arn))
-        {
-            Some(i) => vec![i],
-            None => {
-                return Err(api_error(
-                    404,
-                    "DBInstanceNotFound",
-                    format!("DBInstance {id} not found."),
-                ));
-            }
-        },
-        None => inv.instances.iter().collect(),
-    };
+    let selected = select_by_id(
+        &inv.instances,
+        params.get("DBInstanceIdentifier"),
+        |i| (&i.id, &i.arn),
+        "DBInstanceNotFound",
+        "DBInstance",
+    )?;
     let selected = apply_filters(selected, params, |i: &Instance, name| match name {
         "db-cluster-id" => {
             let cluster = i.cluster_id.clone().unwrap_or_default();
