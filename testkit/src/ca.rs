@@ -73,6 +73,16 @@ impl TestCa {
     /// Entries that parse as IP addresses become IP SANs, the rest DNS SANs; the first entry is
     /// also the subject CN, for tools that still print it.
     pub fn issue(&self, sans: &[&str]) -> Result<(String, String)> {
+        self.issue_until(sans, (2099, 1, 1))
+    }
+
+    /// Like [`TestCa::issue`], but valid only from 2020 to the end of 2021: expired.
+    pub fn issue_expired(&self, sans: &[&str]) -> Result<(String, String)> {
+        self.issue_until(sans, (2021, 12, 31))
+    }
+
+    /// A leaf valid from 2020-01-01 to `(year, month, day)`.
+    fn issue_until(&self, sans: &[&str], until: (i32, u8, u8)) -> Result<(String, String)> {
         let key = KeyPair::generate().context("generating a leaf key")?;
         let names: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
         let mut params = CertificateParams::new(names)
@@ -89,7 +99,7 @@ impl TestCa {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
         params.not_before = date_time_ymd(2020, 1, 1);
-        params.not_after = date_time_ymd(2099, 1, 1);
+        params.not_after = date_time_ymd(until.0, until.1, until.2);
         let cert = params
             .signed_by(&key, &self.issuer)
             .with_context(|| format!("issuing a certificate for {sans:?}"))?;

@@ -149,6 +149,10 @@ pub enum Fault {
     WrongCert,
     /// Present a certificate from the right CA, but only for `wrong.example.com`.
     WrongHostCert,
+    /// Present a certificate from the right CA for the right names that expired in 2021.
+    ExpiredCert,
+    /// Log in, then never answer again: the client's queries go nowhere.
+    SilentAfterLogin,
 }
 
 /// State shared between the [`Gate`] handle and its connection tasks.
@@ -158,6 +162,7 @@ struct Shared {
     tls_good: TlsAcceptor,
     tls_wrong_ca: TlsAcceptor,
     tls_wrong_host: TlsAcceptor,
+    tls_expired: TlsAcceptor,
     endpoint_host: String,
     extra_hosts: Vec<String>,
     iam_off_hosts: Vec<String>,
@@ -205,6 +210,7 @@ impl Shared {
         match fault {
             Fault::WrongCert => &self.tls_wrong_ca,
             Fault::WrongHostCert => &self.tls_wrong_host,
+            Fault::ExpiredCert => &self.tls_expired,
             _ => &self.tls_good,
         }
     }
@@ -244,6 +250,7 @@ impl Gate {
         let stranger = TestCa::new()?;
         let tls_wrong_ca = acceptor(&provider, stranger.issue(&sans)?)?;
         let tls_wrong_host = acceptor(&provider, cfg.ca.issue(&["wrong.example.com"])?)?;
+        let tls_expired = acceptor(&provider, cfg.ca.issue_expired(&sans)?)?;
 
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(cfg.backend_ca_pem.as_bytes()) {
@@ -276,6 +283,7 @@ impl Gate {
             tls_good,
             tls_wrong_ca,
             tls_wrong_host,
+            tls_expired,
             endpoint_host: cfg.endpoint_host.clone(),
             extra_hosts: cfg.extra_hosts.clone(),
             iam_off_hosts: cfg.iam_off_hosts.clone(),
@@ -669,6 +677,14 @@ where
     }
     sh.event(format!("accepted user={shown}"));
 
+    if *fault == Fault::SilentAfterLogin {
+        client.write_all(&greeting).await?;
+        client.flush().await?;
+        // Swallow whatever the client sends until it gives up.
+        let _ = tokio::io::copy(&mut client, &mut tokio::io::sink()).await;
+        sh.event(format!("silent user={shown}"));
+        return Ok(());
+    }
     let limit = match fault {
         Fault::DropAfterBytes(n) => Some(*n),
         _ => None,

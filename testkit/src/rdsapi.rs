@@ -146,6 +146,14 @@ pub enum Fault {
     ServerErrorTimes(u32),
     /// Wait this long before answering each request (normally), to exercise client timeouts.
     Delay(Duration),
+    /// Read the request, then never answer (the connection stays open).
+    Hang,
+    /// Send the status line `HTTP/1.1 200 OK`, then nothing more.
+    StallAfterStatus,
+    /// Answer 200 with a chunked body that never ends (until the client hangs up).
+    EndlessBody,
+    /// Answer with this status and body as they are: not an AWS error document.
+    Raw { status: u16, body: String },
 }
 
 /// One request as the server saw it.
@@ -509,6 +517,39 @@ struct HttpResponse {
     status: u16,
     request_id: String,
     body: String,
+    /// Set by the misbehaving faults: what to send instead of this answer.
+    misbehave: Option<Misbehave>,
+}
+
+#[derive(Clone, Copy)]
+enum Misbehave {
+    Hang,
+    StallAfterStatus,
+    EndlessBody,
+}
+
+impl Misbehave {
+    /// Act it out on `writer`; returns only when the client is gone.
+    async fn act(self, writer: &mut (impl AsyncWrite + Unpin)) {
+        match self {
+            Misbehave::Hang => {}
+            Misbehave::StallAfterStatus => {
+                let _ = writer.write_all(b"HTTP/1.1 200 OK\r\n").await;
+                let _ = writer.flush().await;
+            }
+            Misbehave::EndlessBody => {
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nTransfer-Encoding: chunked\r\n\r\n";
+                if writer.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+                while writer.write_all(chunk.as_bytes()).await.is_ok() {}
+                return;
+            }
+        }
+        // Hold the connection until the test ends; the server's runtime drops it.
+        std::future::pending::<()>().await;
+    }
 }
 
 impl HttpResponse {
@@ -551,6 +592,7 @@ async fn serve_connection(socket: TcpStream, state: Arc<Mutex<State>>) {
                     status: 400,
                     request_id: "malformed-request".to_string(),
                     body: error_xml(RDS_XMLNS, 400, "MalformedRequest", &e.to_string(), ""),
+                    misbehave: None,
                 };
                 let _ = writer.write_all(&response.to_bytes(false)).await;
                 return;
@@ -558,6 +600,10 @@ async fn serve_connection(socket: TcpStream, state: Arc<Mutex<State>>) {
         };
         let keep_alive = request.keep_alive();
         let response = handle(&state, request).await;
+        if let Some(misbehave) = response.misbehave {
+            misbehave.act(&mut writer).await;
+            return;
+        }
         if writer
             .write_all(&response.to_bytes(keep_alive))
             .await
@@ -762,6 +808,8 @@ enum Gate {
     Proceed,
     Delay(Duration),
     Fail(ApiError),
+    Misbehave(Misbehave),
+    Raw(u16, String),
 }
 
 impl State {
@@ -781,6 +829,10 @@ impl State {
         match &mut self.fault {
             Fault::None => Gate::Proceed,
             Fault::Delay(d) => Gate::Delay(*d),
+            Fault::Hang => Gate::Misbehave(Misbehave::Hang),
+            Fault::StallAfterStatus => Gate::Misbehave(Misbehave::StallAfterStatus),
+            Fault::EndlessBody => Gate::Misbehave(Misbehave::EndlessBody),
+            Fault::Raw { status, body } => Gate::Raw(*status, body.clone()),
             Fault::ServerError => Gate::Fail(internal()),
             Fault::Throttle { times } | Fault::ServerErrorTimes(times) if *times == 0 => {
                 self.fault = Fault::None;
@@ -857,6 +909,22 @@ async fn handle(state: &Mutex<State>, http: HttpRequest) -> HttpResponse {
     };
 
     let result = match gate {
+        Gate::Misbehave(misbehave) => {
+            return HttpResponse {
+                status: 0,
+                request_id,
+                body: String::new(),
+                misbehave: Some(misbehave),
+            };
+        }
+        Gate::Raw(status, body) => {
+            return HttpResponse {
+                status,
+                request_id,
+                body,
+                misbehave: None,
+            };
+        }
         Gate::Fail(e) => Err(e),
         Gate::Delay(d) => {
             tokio::time::sleep(d).await;
@@ -889,6 +957,7 @@ async fn handle(state: &Mutex<State>, http: HttpRequest) -> HttpResponse {
         status,
         request_id,
         body,
+        misbehave: None,
     }
 }
 
