@@ -115,7 +115,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__check)
-            opts="-U -d -o -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --via --sslmode --ca-bundle --connect-timeout --expect-user --no-aws-identity --output --help --version"
+            opts="-U -d -o -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --expect-user --no-aws-identity --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -166,6 +166,10 @@ _rdsiam() {
                     return 0
                     ;;
                 --endpoint-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -387,7 +391,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__list)
-            opts="-o -h -V --region --profile --endpoint-url --output --help --version"
+            opts="-o -h -V --region --profile --endpoint-url --api-timeout --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -402,6 +406,10 @@ _rdsiam() {
                     return 0
                     ;;
                 --endpoint-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -435,7 +443,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__psql)
-            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --via --sslmode --ca-bundle --connect-timeout --psql --print-env --help --version"
+            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --psql --print-env --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -486,6 +494,10 @@ _rdsiam() {
                     return 0
                     ;;
                 --endpoint-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -517,7 +529,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__sql)
-            opts="-U -d -c -f -o -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --via --sslmode --ca-bundle --connect-timeout --command --file --output --continue-on-error --help --version"
+            opts="-U -d -c -f -o -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --command --file --output --continue-on-error --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -568,6 +580,10 @@ _rdsiam() {
                     return 0
                     ;;
                 --endpoint-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -741,7 +757,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__token)
-            opts="-U -d -o -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --output --help --version"
+            opts="-U -d -o -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -795,6 +811,10 @@ _rdsiam() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --api-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "text json env" -- "${cur}"))
                     return 0
@@ -821,11 +841,13 @@ fi
 
 _rdsiam_with_targets() {
     _rdsiam "$@"
-    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" name
     case "${COMP_WORDS[1]}" in
         token|check|psql|sql)
             if [[ "$cur" != -* && ( "$prev" != -* || "$prev" == --reader || "$prev" == --no-config ) ]]; then
-                COMPREPLY+=( $(compgen -W "$(rdsiam targets names 2>/dev/null)" -- "$cur") )
+                while IFS= read -r name; do
+                    if [[ "$name" == "$cur"* ]]; then COMPREPLY+=( "$name" ); fi
+                done < <(rdsiam targets names 2>/dev/null)
             fi ;;
     esac
 }

@@ -45,6 +45,7 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -s d -l dbname -d '
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l api-timeout -d 'Seconds each AWS API call (retries included) and each credentials lookup (credential_process, SSO, assume-role) may take [default: 15] [env: RDSIAM_API_TIMEOUT]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -s o -l output -d 'Output format' -r -f -a "text\t'The token alone'
 json\t'token, host, port, user, region, expires_at'
 env\t'`export PG…=` lines for eval'"
@@ -62,6 +63,7 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s d -l dbname -d '
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l api-timeout -d 'Seconds each AWS API call (retries included) and each credentials lookup (credential_process, SSO, assume-role) may take [default: 15] [env: RDSIAM_API_TIMEOUT]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l via -d 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l sslmode -d 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS' -r -f -a "verify-full\t'Verify the chain and that the certificate names the endpoint host'
 verify-ca\t'Verify the chain only'
@@ -86,13 +88,14 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -s d -l dbname -d 'D
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l api-timeout -d 'Seconds each AWS API call (retries included) and each credentials lookup (credential_process, SSO, assume-role) may take [default: 15] [env: RDSIAM_API_TIMEOUT]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l via -d 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l sslmode -d 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS' -r -f -a "verify-full\t'Verify the chain and that the certificate names the endpoint host'
 verify-ca\t'Verify the chain only'
 require\t'Encrypt without verifying (not recommended)'"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l ca-bundle -d 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]' -r -F
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l connect-timeout -d 'Seconds to wait for TCP, TLS and login together [default: 10]' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l psql -d 'The psql binary to run [default: psql on PATH]' -r -F
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l psql -d 'The psql binary to run [default: psql on PATH] [env: RDSIAM_PSQL]' -r -F
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l no-config -d 'Ignore the config file'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l print-env -d 'Show the environment psql would get (password masked) and exit'
@@ -108,6 +111,7 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s d -l dbname -d 'Da
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l api-timeout -d 'Seconds each AWS API call (retries included) and each credentials lookup (credential_process, SSO, assume-role) may take [default: 15] [env: RDSIAM_API_TIMEOUT]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l via -d 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l sslmode -d 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS' -r -f -a "verify-full\t'Verify the chain and that the certificate names the endpoint host'
 verify-ca\t'Verify the chain only'
@@ -127,6 +131,7 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s V -l version -d 'P
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand list" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand list" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand list" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand list" -l api-timeout -d 'Seconds each AWS API call (retries included) and each credentials lookup (credential_process, SSO, assume-role) may take [default: 15] [env: RDSIAM_API_TIMEOUT]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand list" -s o -l output -d 'Output format' -r -f -a "table\t''
 json\t''"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand list" -s h -l help -d 'Print help'

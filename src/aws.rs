@@ -32,6 +32,25 @@ pub struct AwsSettings {
     pub profile: Option<String>,
     /// RDS API endpoint; applies to the RDS client only, never to STS.
     pub endpoint_url: Option<String>,
+    /// Bound on each AWS call (API, credentials); `None`: [`DEFAULT_API_TIMEOUT`].
+    pub api_timeout: Option<Duration>,
+}
+
+/// How long one AWS API call (retries included) or one credentials lookup may
+/// take unless `--api-timeout` says: the RDS API answers in well under a
+/// second, so a person at a terminal learns of a dead endpoint in 15 s
+/// rather than never.
+pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The most we read of one API answer: a Describe page of 100 resources is
+/// well under a megabyte; an endless body must not exhaust memory.
+pub const MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
+
+impl AwsSettings {
+    /// The bound on one API call or credentials lookup.
+    pub fn timeout(&self) -> Duration {
+        self.api_timeout.unwrap_or(DEFAULT_API_TIMEOUT)
+    }
 }
 
 /// Resolved region and credentials, plus the config the SDK clients share.
@@ -69,10 +88,7 @@ impl Aws {
             .expiry()
             .is_some_and(|at| at <= std::time::SystemTime::now() + RENEW_BEFORE);
         if expiring {
-            let fresh = provider
-                .provide_credentials()
-                .await
-                .map_err(|err| credentials_failure(&self.settings, &err))?;
+            let fresh = provide(provider, &self.settings).await?;
             *self.credentials.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
         }
         Ok(())
@@ -80,7 +96,11 @@ impl Aws {
 
     /// An RDS API client (on the network path, where the SDK is loaded).
     pub fn rds(&self) -> Result<aws_sdk_rds::Client> {
-        let mut config = aws_sdk_rds::config::Builder::from(self.sdk()?);
+        let mut config = aws_sdk_rds::config::Builder::from(self.sdk()?).interceptor(
+            crate::bounded::CapResponse {
+                max: MAX_RESPONSE_BYTES,
+            },
+        );
         if let Some(url) = &self.endpoint_url {
             config = config.endpoint_url(url);
         }
@@ -88,7 +108,20 @@ impl Aws {
     }
 
     pub fn sts(&self) -> Result<aws_sdk_sts::Client> {
-        Ok(aws_sdk_sts::Client::new(self.sdk()?))
+        let config = aws_sdk_sts::config::Builder::from(self.sdk()?).interceptor(
+            crate::bounded::CapResponse {
+                max: MAX_RESPONSE_BYTES,
+            },
+        );
+        Ok(aws_sdk_sts::Client::from_conf(config.build()))
+    }
+
+    /// The RDS API endpoint the client calls, for messages.
+    pub fn rds_endpoint(&self) -> String {
+        self.endpoint_url
+            .clone()
+            .or_else(|| first_env(ENDPOINT_VARS).map(|(_, v)| v))
+            .unwrap_or_else(|| format!("https://rds.{}.amazonaws.com", self.region))
     }
 
     fn sdk(&self) -> Result<&SdkConfig> {
@@ -184,13 +217,11 @@ pub async fn load(settings: &AwsSettings) -> Result<Aws> {
             SharedCredentialsProvider::new(chain.build().await)
         }
     };
-    let credentials = provider
-        .provide_credentials()
-        .await
-        .map_err(|err| credentials_failure(settings, &err))?;
+    let credentials = provide(&provider, settings).await?;
 
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(region_value)
+        .timeout_config(crate::bounded::timeouts(settings.timeout()))
         .credentials_provider(SharedCredentialsProvider::new(credentials.clone()));
     if let Some(profile) = &settings.profile {
         loader = loader.profile_name(profile);
@@ -204,6 +235,32 @@ pub async fn load(settings: &AwsSettings) -> Result<Aws> {
         endpoint_url: settings.endpoint_url.clone(),
         sdk: Some(sdk),
     })
+}
+
+/// Ask `provider`, within the API timeout: a `credential_process` that never
+/// returns or an SSO or assume-role call that hangs must not hang us.
+async fn provide(
+    provider: &SharedCredentialsProvider,
+    settings: &AwsSettings,
+) -> Result<Credentials> {
+    let limit = settings.timeout();
+    match tokio::time::timeout(limit, provider.provide_credentials()).await {
+        Ok(result) => result.map_err(|err| credentials_failure(settings, &err).into()),
+        Err(_) => {
+            let source = match settings.profile.clone().or_else(|| env_var("AWS_PROFILE")) {
+                Some(profile) => format!(
+                    "profile `{profile}` (its credential_process, SSO or assume-role step)"
+                ),
+                None => "the default chain (profile `default`: credential_process, SSO or assume-role; container or instance role)".to_owned(),
+            };
+            Err(Failure::aws(format!(
+                "no AWS credentials after {}s from {source}",
+                limit.as_secs()
+            ))
+            .hint("check that source by hand (e.g. `aws sts get-caller-identity --profile NAME`); raise --api-timeout (RDSIAM_API_TIMEOUT) if it is just slow")
+            .into())
+        }
+    }
 }
 
 async fn resolve_region(settings: &AwsSettings, imds: &imds::Client) -> Result<String> {
@@ -302,7 +359,7 @@ mod tests {
         let settings = AwsSettings {
             region: Some("eu-west-1".into()),
             profile: Some("prod".into()),
-            endpoint_url: None,
+            ..AwsSettings::default()
         };
         assert!(from_env(&settings).is_none());
     }

@@ -41,9 +41,9 @@ impl Roots {
         match self {
             Roots::BuiltIn => Ok(crate::tls::parse_pem(BUNDLE.as_bytes())),
             Roots::File(path) => {
-                let pem = std::fs::read(path).map_err(|err| {
+                let pem = crate::files::read_regular(path, MAX_BUNDLE_BYTES).map_err(|err| {
                     Failure::usage(format!("cannot read CA bundle {}: {err}", path.display()))
-                        .hint("pass --ca-bundle with a readable PEM file, or drop it to use the built-in RDS bundle")
+                        .hint("pass --ca-bundle (or PGSSLROOTCERT) a readable PEM file, or drop it to use the built-in RDS bundle")
                 })?;
                 let certs = crate::tls::parse_pem(&pem);
                 if certs.is_empty() {
@@ -61,24 +61,88 @@ impl Roots {
     /// cache file named by its content, and reused while unchanged.
     pub fn file(&self) -> Result<PathBuf> {
         match self {
-            Roots::File(path) => Ok(path.clone()),
+            Roots::File(path) => {
+                // psql would block on a FIFO just as we would.
+                crate::files::check_regular(path).map_err(|err| {
+                    Failure::usage(format!("cannot use CA bundle {}: {err}", path.display()))
+                        .hint("pass --ca-bundle (or PGSSLROOTCERT) a readable PEM file, or drop it to use the built-in RDS bundle")
+                })?;
+                Ok(path.clone())
+            }
             Roots::BuiltIn => {
-                let dir = dirs::cache_dir()
-                    .or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from))
-                    .unwrap_or_else(std::env::temp_dir)
-                    .join("rdsiam");
+                let dir = match dirs::cache_dir() {
+                    Some(dir) => dir.join("rdsiam"),
+                    // A shared temp dir: a name of our own, checked below.
+                    None => std::env::var_os("TMPDIR")
+                        .map(PathBuf::from)
+                        .unwrap_or_else(std::env::temp_dir)
+                        .join(format!("rdsiam-{}", user_tag())),
+                };
                 write_cached(&dir, BUNDLE.as_bytes())
             }
         }
     }
 }
 
+/// The largest CA bundle we read; the RDS global bundle is about 160 KiB.
+const MAX_BUNDLE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Something that tells this user's temp names from another's.
+fn user_tag() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "user".to_owned())
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect()
+}
+
+/// Refuse a cache directory another user owns or can write to: whoever
+/// controls it could swap the bundle psql trusts.
+#[cfg(unix)]
+fn check_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta =
+        std::fs::symlink_metadata(dir).with_context(|| format!("checking {}", dir.display()))?;
+    let owner = meta.uid();
+    let me = rustix::process::geteuid().as_raw();
+    let why = if !meta.is_dir() {
+        Some("it is not a directory".to_owned())
+    } else if owner != me {
+        Some(format!("it belongs to another user (uid {owner})"))
+    } else if meta.mode() & 0o022 != 0 {
+        Some(format!(
+            "others can write to it (mode {:o})",
+            meta.mode() & 0o777
+        ))
+    } else {
+        None
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(Failure::new(
+            crate::error::Kind::Other,
+            format!("refusing the CA cache directory {}: {why}", dir.display()),
+        )
+        .hint("remove it, set XDG_CACHE_HOME to a private directory, or pass --ca-bundle FILE")
+        .into()),
+    }
+}
+
+#[cfg(not(unix))]
+fn check_private(_dir: &Path) -> Result<()> {
+    Ok(())
+}
+
 /// Write `content` to `dir/rds-ca-bundle-<hash>.pem` (mode 0600) unless a
 /// file with that name and content is already there.
 fn write_cached(dir: &Path, content: &[u8]) -> Result<PathBuf> {
     let path = dir.join(format!("rds-ca-bundle-{:016x}.pem", fnv1a(content)));
-    if std::fs::read(&path).is_ok_and(|existing| existing == content) {
-        return Ok(path);
+    if dir.is_dir() {
+        check_private(dir)?;
+        if std::fs::read(&path).is_ok_and(|existing| existing == content) {
+            return Ok(path);
+        }
     }
     let mut dirs = std::fs::DirBuilder::new();
     dirs.recursive(true);
@@ -91,6 +155,7 @@ fn write_cached(dir: &Path, content: &[u8]) -> Result<PathBuf> {
         )
         .hint("make the cache directory writable (XDG_CACHE_HOME), or pass --ca-bundle FILE")
     })?;
+    check_private(dir)?;
     // Write a fresh temp file (never through an existing name or symlink)
     // and rename, so a concurrent psql never reads half a bundle.
     let tmp = dir.join(format!(".rds-ca-bundle-{}.tmp", std::process::id()));
@@ -178,6 +243,27 @@ mod tests {
             );
         }
         assert_ne!(write_cached(dir.path(), b"other").unwrap(), first);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_cache_dir_others_control_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("rdsiam");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = write_cached(&dir, b"pem").unwrap_err();
+        assert!(err.to_string().contains("others can write"), "{err}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        // Owned by someone else (only root can arrange that; CI runs as root).
+        if rustix::process::geteuid().is_root() {
+            std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+            let err = write_cached(&dir, b"pem").unwrap_err();
+            assert!(err.to_string().contains("another user"), "{err}");
+            std::os::unix::fs::chown(&dir, Some(0), Some(0)).unwrap();
+        }
+        write_cached(&dir, b"pem").unwrap();
     }
 
     #[test]

@@ -15,7 +15,8 @@ Environment:
   AWS_ENDPOINT_URL_STS                     STS endpoint for check's caller identity
   PGUSER, PGDATABASE, PGSSLROOTCERT        defaults for --user, --dbname, --ca-bundle
   RDSIAM_CONFIG                            config file [default: <config dir>/rdsiam/config.toml]
-  RDSIAM_VIA, RDSIAM_PSQL                  defaults for --via, --psql";
+  RDSIAM_VIA, RDSIAM_PSQL                  defaults for --via, --psql
+  RDSIAM_API_TIMEOUT                       default for --api-timeout";
 
 /// Reach AWS RDS / Aurora PostgreSQL with IAM authentication, directly or
 /// through RDS Proxy, with no stored password.
@@ -117,6 +118,12 @@ pub struct AwsArgs {
     /// RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]
     #[arg(long, value_name = "URL", help_heading = "AWS")]
     pub endpoint_url: Option<String>,
+
+    /// Seconds each AWS API call (retries included) and each credentials
+    /// lookup (credential_process, SSO, assume-role) may take [default: 15]
+    /// [env: RDSIAM_API_TIMEOUT]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "AWS")]
+    pub api_timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -215,8 +222,8 @@ pub struct PsqlArgs {
     #[command(flatten)]
     pub conn: ConnArgs,
 
-    /// The psql binary to run [default: psql on PATH]
-    #[arg(long, value_name = "PATH", env = "RDSIAM_PSQL")]
+    /// The psql binary to run [default: psql on PATH] [env: RDSIAM_PSQL]
+    #[arg(long, value_name = "PATH")]
     pub psql: Option<PathBuf>,
 
     /// Show the environment psql would get (password masked) and exit

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::SslMode;
 use crate::error::{Failure, suggestions};
+use crate::files;
 
 /// One `[defaults]` or `[targets.NAME]` table; every key optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -43,7 +44,25 @@ pub struct Entry {
     pub sslmode: Option<SslMode>,
     pub ca_bundle: Option<PathBuf>,
     pub connect_timeout: Option<u64>,
+    pub api_timeout: Option<u64>,
 }
+
+impl Entry {
+    /// Make the path keys absolute against `dir`; `system` (libpq's word for
+    /// the system store) is not a path.
+    fn resolve_paths(&mut self, dir: &Path) {
+        if let Some(path) = &self.ca_bundle
+            && path.is_relative()
+            && !path.as_os_str().is_empty()
+            && path != Path::new("system")
+        {
+            self.ca_bundle = Some(dir.join(path));
+        }
+    }
+}
+
+/// The largest config file we read; real ones are a few KiB.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// The valid keys, for "did you mean" on an unknown one.
 pub const KEYS: &[&str] = &[
@@ -62,6 +81,7 @@ pub const KEYS: &[&str] = &[
     "sslmode",
     "ca-bundle",
     "connect-timeout",
+    "api-timeout",
 ];
 
 /// The whole file.
@@ -90,22 +110,37 @@ impl Config {
         let Some(path) = path() else {
             return Ok(Config::default());
         };
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Config::parse(&text, &path),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(err) => Err(Failure::usage(format!(
-                "cannot read config file {}: {err}",
-                path.display()
-            ))
-            .hint("fix its permissions, point RDSIAM_CONFIG elsewhere, or pass --no-config")
-            .into()),
+        // Relative paths in the file resolve against its directory, so a
+        // relative RDSIAM_CONFIG is made absolute while the cwd is known.
+        let path = std::path::absolute(&path).unwrap_or(path);
+        let cannot = |why: String| -> anyhow::Error {
+            Failure::usage(format!("cannot read config file {}: {why}", path.display()))
+                .hint("point RDSIAM_CONFIG at a regular TOML file, or pass --no-config")
+                .into()
+        };
+        match files::read_regular(&path, MAX_CONFIG_BYTES) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => Config::parse(&text, &path),
+                Err(_) => Err(cannot("it is not UTF-8 text".to_owned())),
+            },
+            Err(files::ReadError::Missing) => Ok(Config::default()),
+            Err(err) => Err(cannot(err.to_string())),
         }
     }
 
+    /// Parse `text`, the content of the file at `path`. Relative paths in it
+    /// (`ca-bundle`) are taken relative to the file's directory, never to
+    /// wherever the user happens to be.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
         match toml::from_str::<Config>(text) {
             Ok(mut config) => {
                 config.path = Some(path.to_owned());
+                let dir = path.parent().unwrap_or(Path::new(""));
+                for entry in
+                    std::iter::once(&mut config.defaults).chain(config.targets.values_mut())
+                {
+                    entry.resolve_paths(dir);
+                }
                 Ok(config)
             }
             Err(err) => Err(parse_failure(&err, text, path).into()),
@@ -203,6 +238,27 @@ mod tests {
     }
 
     #[test]
+    fn relative_paths_follow_the_file_not_the_cwd() {
+        let config = Config::parse(
+            "[defaults]\nca-bundle = \"certs/ca.pem\"\n[targets.a]\nca-bundle = \"system\"\n[targets.b]\nca-bundle = \"/abs/ca.pem\"\n",
+            Path::new("/etc/rdsiam/config.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.defaults.ca_bundle.as_deref(),
+            Some(Path::new("/etc/rdsiam/certs/ca.pem"))
+        );
+        assert_eq!(
+            config.targets["a"].ca_bundle.as_deref(),
+            Some(Path::new("system"))
+        );
+        assert_eq!(
+            config.targets["b"].ca_bundle.as_deref(),
+            Some(Path::new("/abs/ca.pem"))
+        );
+    }
+
+    #[test]
     fn unknown_key_names_it_with_close_valid_ones_and_position() {
         let err = parse("[targets.a]\nproxy = \"p\"\nregoin = \"x\"\n").unwrap_err();
         let text = err.to_string();
@@ -252,6 +308,7 @@ mod tests {
             sslmode: Some(SslMode::Require),
             ca_bundle: Some(PathBuf::new()),
             connect_timeout: Some(1),
+            api_timeout: Some(1),
         };
         let value = toml::Value::try_from(&all).unwrap();
         let keys: Vec<&str> = value

@@ -18,46 +18,12 @@ use crate::cli::{ConnArgs, SslMode};
 use crate::commands::Resolved;
 use crate::endpoint::EndpointKind;
 use crate::error::{Failure, Kind};
+use crate::output::quote_ident;
 
 /// Seconds for TCP, TLS and login together, unless --connect-timeout says.
 pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
 
-/// A tunnel entrance: where TCP goes instead of the endpoint.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Via {
-    pub host: String,
-    pub port: u16,
-}
-
-impl Via {
-    /// `ADDR:PORT`, `[v6]:PORT`.
-    pub fn parse(value: &str) -> Result<Via> {
-        let bad = || {
-            Failure::usage(format!("--via `{value}` is not ADDR:PORT"))
-                .hint("for an SSM port forward or SSH tunnel listening on 15432, pass --via 127.0.0.1:15432")
-        };
-        let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or_else(bad)?;
-        if host.is_empty() {
-            return Err(bad().into());
-        }
-        Ok(Via {
-            host: host.to_owned(),
-            port,
-        })
-    }
-}
-
-impl std::fmt::Display for Via {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
+pub use crate::target::Via;
 
 /// How to open connections; built once, used for each (re)connect.
 #[derive(Clone)]
@@ -233,13 +199,18 @@ impl Connector {
         let (client, connection) = config
             .connect_raw(tcp, tls)
             .await
-            .map_err(|err| self.classify(resolved, &err))?;
+            .map_err(|err| self.classify(resolved, dbname, &err))?;
         let task = tokio::spawn(connection);
         Ok(Session { client, task })
     }
 
     /// What a failed handshake means, and what to do about it.
-    fn classify(&self, resolved: &Resolved, err: &tokio_postgres::Error) -> anyhow::Error {
+    fn classify(
+        &self,
+        resolved: &Resolved,
+        dbname: Option<&str>,
+        err: &tokio_postgres::Error,
+    ) -> anyhow::Error {
         let endpoint = &resolved.endpoint;
         let user = &resolved.target.user;
         if let Some(db) = err.as_db_error() {
@@ -255,6 +226,24 @@ impl Connector {
                     "pass --dbname/-d with a database that exists (without it the server uses one named like the user, `{user}`)"
                 ))
                 .into(),
+                // The login itself worked; the role may not use this database.
+                "42501" => {
+                    let db = dbname_for(resolved, dbname);
+                    Failure::new(Kind::Login, format!("the server refused the login: {base}"))
+                        .hint(format!(
+                            "the role lacks CONNECT on database `{db}`: run `GRANT CONNECT ON DATABASE {} TO {};` as an admin, or pass --dbname/-d with another database",
+                            quote_ident(&db),
+                            quote_ident(user)
+                        ))
+                        .into()
+                }
+                // datallowconn is off (template0, or a database being set up).
+                "55000" => Failure::new(Kind::Login, format!("the server refused the login: {base}"))
+                    .hint(format!(
+                        "database `{}` does not accept connections (datallowconn is off, as for template0); pass --dbname/-d with another database",
+                        dbname_for(resolved, dbname)
+                    ))
+                    .into(),
                 // Too many connections, starting up, shutting down, failover:
                 // the server is not taking logins now, which is not an IAM problem.
                 _ if code.starts_with("53") || code.starts_with("57") || code.starts_with("08") => Failure::network(
@@ -273,8 +262,18 @@ impl Connector {
         let chain = crate::aws::error_chain(err);
         let lower = chain.to_lowercase();
         let at = format!("{}:{}{}", endpoint.host, endpoint.port, self.via_note());
-        let certificate = rustls_error(err).and_then(|e| match e {
+        let tls = rustls_error(err);
+        // rustls's own text shows Debug for some causes: say it in words.
+        let chain = tls.map_or(chain, tls_words);
+        let certificate = tls.and_then(|e| match e {
             rustls::Error::InvalidCertificate(cert) => Some(cert),
+            _ => None,
+        });
+        let expired = certificate.and_then(|c| match c {
+            rustls::CertificateError::ExpiredContext { not_after, .. } => {
+                Some(format!(" on {}", utc(*not_after)))
+            }
+            rustls::CertificateError::Expired => Some(String::new()),
             _ => None,
         });
         let failure = if certificate.is_some_and(|c| {
@@ -286,6 +285,10 @@ impl Connector {
         }) {
             Failure::network(format!("TLS: the server's certificate does not name `{}` ({chain})", endpoint.host)).hint(
                 "connect by the endpoint's real name; for a tunnel keep --host/--proxy/--cluster and add --via 127.0.0.1:PORT (or use --sslmode verify-ca)",
+            )
+        } else if let Some(when) = expired {
+            Failure::network(format!("TLS: the server's certificate at {at} expired{when}")).hint(
+                "the server must present a renewed certificate; if it is current, check this machine's clock (`timedatectl`)",
             )
         } else if certificate.is_some() {
             Failure::network(format!("TLS: the server's certificate is not trusted at {at} ({chain})")).hint(match self.roots {
@@ -308,6 +311,45 @@ impl Connector {
     }
 }
 
+/// A rustls failure in words; its Display shows Debug text for several
+/// certificate errors (`UnknownIssuer`, `Other(OtherError(…))`).
+fn tls_words(err: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(cert) = err else {
+        return match err {
+            rustls::Error::Other(other) => other.to_string(),
+            other => other.to_string(),
+        };
+    };
+    match cert {
+        C::UnknownIssuer => "issued by a CA that is not in the trust store".to_owned(),
+        C::ExpiredContext { not_after, .. } => format!("expired on {}", utc(*not_after)),
+        C::Expired => "expired".to_owned(),
+        C::NotValidYetContext { not_before, .. } => {
+            format!("not valid before {}", utc(*not_before))
+        }
+        C::NotValidYet => "not valid yet".to_owned(),
+        C::NotValidForName => "issued for another host name".to_owned(),
+        C::BadSignature => "its signature does not verify".to_owned(),
+        C::BadEncoding => "it cannot be parsed".to_owned(),
+        C::Revoked => "revoked".to_owned(),
+        C::UnhandledCriticalExtension => "it has an unsupported critical extension".to_owned(),
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+            "it is not issued for TLS servers".to_owned()
+        }
+        C::Other(other) => format!("certificate rejected: {other}"),
+        other => other.to_string(),
+    }
+}
+
+/// A certificate time as an RFC 3339 UTC date.
+fn utc(time: rustls::pki_types::UnixTime) -> String {
+    let secs = i64::try_from(time.as_secs()).unwrap_or(i64::MAX);
+    aws_smithy_types::DateTime::from_secs(secs)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_else(|_| format!("{secs} (Unix time)"))
+}
+
 /// The rustls error behind a failed handshake, if that is what failed. It
 /// sits inside an `io::Error`, whose `source()` skips the wrapped error.
 fn rustls_error(err: &tokio_postgres::Error) -> Option<&rustls::Error> {
@@ -326,6 +368,12 @@ fn rustls_error(err: &tokio_postgres::Error) -> Option<&rustls::Error> {
         cause = e.source();
     }
     None
+}
+
+/// The database a login asked for: `--dbname`, else the user's name, as the
+/// server picks.
+fn dbname_for(resolved: &Resolved, dbname: Option<&str>) -> String {
+    dbname.unwrap_or(&resolved.target.user).to_owned()
 }
 
 /// The refusal RDS gives for any bad token, with the known causes in order.
@@ -355,7 +403,8 @@ fn login_refused(resolved: &Resolved, base: &str) -> Failure {
         ));
     }
     causes.push(format!(
-        "the role lacks rds_iam: run `GRANT rds_iam TO \"{user}\";` as an admin"
+        "the role lacks rds_iam: run `GRANT rds_iam TO {};` as an admin",
+        quote_ident(user)
     ));
     let id_kind = match (&endpoint.kind, &endpoint.cluster) {
         (EndpointKind::Instance, Some(cluster)) => format!(

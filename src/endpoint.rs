@@ -382,6 +382,39 @@ fn ready(endpoint: Endpoint) -> Result<Endpoint> {
     Ok(endpoint)
 }
 
+/// Name the API endpoint in an RDS API failure (`url` as called), so a
+/// user sees which endpoint failed or hung.
+pub fn naming_endpoint(err: anyhow::Error, url: &str) -> anyhow::Error {
+    match err.downcast::<Failure>() {
+        Ok(mut failure) => {
+            if failure.message.contains("RDS API ") && !failure.message.contains(" at http") {
+                failure.message =
+                    failure
+                        .message
+                        .replacen("RDS API ", &format!("RDS API at {url} "), 1);
+            }
+            failure.into()
+        }
+        Err(err) => err,
+    }
+}
+
+/// An HTTP answer that is not an AWS one, for messages: the status and the
+/// start of the body (truncated; control characters are escaped on output).
+pub fn http_summary(raw: &aws_smithy_runtime_api::client::orchestrator::HttpResponse) -> String {
+    const SHOWN: usize = 200;
+    let status = raw.status().as_u16();
+    let body = raw.body().bytes().map(String::from_utf8_lossy);
+    match body.as_deref().map(str::trim) {
+        None | Some("") => format!("HTTP {status} with an empty body"),
+        Some(text) if text.chars().count() > SHOWN => format!(
+            "HTTP {status}: {}…",
+            text.chars().take(SHOWN).collect::<String>()
+        ),
+        Some(text) => format!("HTTP {status}: {text}"),
+    }
+}
+
 /// An RDS API error as its AWS code and message, never a Rust debug dump.
 pub fn api_failure<E>(
     operation: &str,
@@ -391,6 +424,14 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     match &err {
+        SdkError::ServiceError(service) if service.err().code().is_none() => {
+            // Not an AWS error document: say what came back instead.
+            Failure::aws(format!(
+                "RDS API {operation} failed: {}",
+                http_summary(service.raw())
+            ))
+            .hint("that is not an AWS answer: check --endpoint-url / AWS_ENDPOINT_URL_RDS and any proxy in between")
+        }
         SdkError::ServiceError(service) => {
             let e = service.err();
             let code = e.code().unwrap_or("UnknownError");
@@ -406,11 +447,21 @@ where
                 _ => failure.hint("check --region, --profile and --endpoint-url"),
             }
         }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => Failure::aws(format!(
+        SdkError::TimeoutError(_) => Failure::aws(format!(
+            "the RDS API did not answer {operation} in time"
+        ))
+        .hint("check the network and --endpoint-url / AWS_ENDPOINT_URL_RDS; raise --api-timeout (RDSIAM_API_TIMEOUT) if it is just slow"),
+        SdkError::DispatchFailure(_) => Failure::aws(format!(
             "could not reach the RDS API for {operation}: {}",
             crate::aws::error_chain(&err)
         ))
         .hint("check the network and --endpoint-url / AWS_ENDPOINT_URL_RDS"),
+        SdkError::ResponseError(response) => Failure::aws(format!(
+            "the RDS API sent an answer to {operation} that could not be read: {} ({})",
+            crate::aws::error_chain(&err),
+            http_summary(response.raw())
+        ))
+        .hint("check --endpoint-url / AWS_ENDPOINT_URL_RDS and any proxy in between"),
         _ => Failure::aws(format!("RDS API {operation} failed: {}", crate::aws::error_chain(&err)))
             .hint("check --region and --endpoint-url; run again with RUST_LOG unset and report it if it persists"),
     }

@@ -102,11 +102,14 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 }
 
 /// Render an error for stderr: the failure itself, or the anyhow chain once.
+/// Control characters are escaped: messages carry text from servers and
+/// APIs, which must not drive the terminal.
 pub fn render(err: &anyhow::Error) -> String {
-    match err.downcast_ref::<Failure>() {
+    let text = match err.downcast_ref::<Failure>() {
         Some(failure) => format!("rdsiam: {failure}"),
         None => format!("rdsiam: {err:#}"),
-    }
+    };
+    crate::output::escape_controls(&text).into_owned()
 }
 
 /// Print a clap outcome: help and version to stdout (exit 0), usage errors

@@ -5,6 +5,7 @@
 //! or a TLS connection. Each step is one module.
 
 pub mod aws;
+pub mod bounded;
 pub mod ca;
 pub mod cli;
 pub mod commands;
@@ -12,8 +13,11 @@ pub mod config;
 pub mod connect;
 pub mod endpoint;
 pub mod error;
+pub mod files;
+pub mod hardening;
 pub mod output;
 pub mod pgenv;
+pub mod psqlargs;
 pub mod repl;
 pub mod target;
 pub mod tls;

@@ -39,6 +39,43 @@ pub fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
+/// A SQL identifier quoted as PostgreSQL's `quote_ident` does: in double
+/// quotes, with `"` doubled, so any name is one identifier in SQL we print.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A SQL string literal as PostgreSQL's `quote_literal` does: `'` doubled,
+/// and with a backslash present, backslashes doubled in an `E''` string, so
+/// it means the same whatever `standard_conforming_strings` says.
+pub fn quote_literal(value: &str) -> String {
+    let quoted = value.replace('\'', "''");
+    if value.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    }
+}
+
+/// Text that came from a server (error messages, notices, hints) made safe
+/// for a terminal: control characters other than newline and tab are shown
+/// escaped (`\u{1b}`), so a hostile server can't drive the terminal.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Warnings go to stderr with our prefix; stdout stays machine-readable.
 pub fn warn(message: &str) {
     eprintln!("rdsiam: warning: {message}");
@@ -57,5 +94,25 @@ mod tests {
             "'$(rm -rf /) `x` \"y\" \\'"
         );
         assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn sql_quoting_keeps_hostile_names_one_token() {
+        assert_eq!(quote_ident("iamuserapp"), "\"iamuserapp\"");
+        assert_eq!(
+            quote_ident("x\"; DROP DATABASE app; --"),
+            "\"x\"\"; DROP DATABASE app; --\""
+        );
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal("a\\'; drop"), "E'a\\\\''; drop'");
+    }
+
+    #[test]
+    fn control_characters_from_servers_are_escaped() {
+        assert_eq!(escape_controls("plain\nline\ttab"), "plain\nline\ttab");
+        assert_eq!(
+            escape_controls("\u{1b}]0;pwned\u{7}red\u{9b}"),
+            "\\u{1b}]0;pwned\\u{7}red\\u{9b}"
+        );
     }
 }

@@ -13,6 +13,47 @@ use crate::cli::{AwsArgs, ConnArgs, TargetArgs};
 use crate::config::{Config, Entry};
 use crate::error::Failure;
 
+/// A tunnel entrance: where TCP goes instead of the endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Via {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Via {
+    /// `ADDR:PORT`, `[v6]:PORT`.
+    pub fn parse(value: &str) -> Result<Via> {
+        let bad = || {
+            Failure::usage(format!("--via `{}` is not ADDR:PORT", value.escape_debug()))
+                .hint("for an SSM port forward or SSH tunnel listening on 15432, pass --via 127.0.0.1:15432 (an address and port, not a URL)")
+        };
+        let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or_else(bad)?;
+        // A host name or an IP address: `http://x:1` or `x/y` is not one.
+        let host_ok = host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'%'));
+        if host.is_empty() || !host_ok {
+            return Err(bad().into());
+        }
+        Ok(Via {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// Which RDS resource names the endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Selector {
@@ -104,6 +145,7 @@ impl Layered {
             host => "host", port => "port", user => "user", dbname => "dbname", region => "region",
             profile => "profile", endpoint_url => "endpoint-url", via => "via", sslmode => "sslmode",
             ca_bundle => "ca-bundle", connect_timeout => "connect-timeout",
+            api_timeout => "api-timeout",
         );
     }
 
@@ -148,13 +190,42 @@ impl Layered {
 }
 
 /// The libpq and rdsiam variables that stand for flags.
-fn env_entry() -> Entry {
-    Entry {
-        user: aws::env_var("PGUSER"),
-        dbname: aws::env_var("PGDATABASE"),
-        ca_bundle: aws::env_var("PGSSLROOTCERT").map(Into::into),
-        via: aws::env_var("RDSIAM_VIA"),
+fn env_entry() -> Result<Entry> {
+    let api_timeout = env_text("RDSIAM_API_TIMEOUT")?
+        .map(|v| {
+            v.trim().parse::<u64>().map_err(|_| {
+                Failure::usage(format!(
+                    "RDSIAM_API_TIMEOUT `{v}` is not a number of seconds"
+                ))
+                .hint("set it to 1 to 3600, or unset it")
+            })
+        })
+        .transpose()?;
+    Ok(Entry {
+        user: env_text("PGUSER")?,
+        dbname: env_text("PGDATABASE")?,
+        ca_bundle: env_text("PGSSLROOTCERT")?.map(Into::into),
+        via: env_text("RDSIAM_VIA")?,
+        api_timeout,
         ..Entry::default()
+    })
+}
+
+/// A variable we read ourselves: unset or empty is `None`; a value that is
+/// not UTF-8 is an error, never silently ignored (for PGSSLROOTCERT that
+/// would widen trust to the built-in bundle).
+fn env_text(name: &str) -> Result<Option<String>> {
+    match std::env::var(name) {
+        Ok(value) if value.trim().is_empty() => Ok(None),
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Failure::usage(format!(
+            "the environment variable {name} is not valid UTF-8"
+        ))
+        .hint(format!(
+            "set {name} to a UTF-8 value, or unset it (`unset {name}`)"
+        ))
+        .into()),
     }
 }
 
@@ -176,6 +247,7 @@ fn flags_entry(args: &TargetArgs, conn: Option<&ConnArgs>) -> Entry {
         sslmode: conn.and_then(|c| c.sslmode),
         ca_bundle: conn.and_then(|c| c.ca_bundle.clone()),
         connect_timeout: conn.and_then(|c| c.connect_timeout),
+        api_timeout: args.aws.api_timeout,
     }
 }
 
@@ -212,7 +284,7 @@ pub fn layer_with(config: &Config, args: &TargetArgs, conn: Option<&ConnArgs>) -
         }
         layered.overlay(entry, source);
     }
-    layered.overlay(&env_entry(), Source::Env);
+    layered.overlay(&env_entry()?, Source::Env);
     layered.mask_aws_env();
     layered.overlay(&flags_entry(args, conn), Source::Flag);
     Ok(layered)
@@ -228,6 +300,10 @@ impl Target {
     pub fn with_conn(args: &TargetArgs, conn: &ConnArgs) -> Result<(Target, ConnArgs)> {
         let layered = layer(args, Some(conn))?;
         let e = &layered.entry;
+        // Reported before any network, whichever command asks.
+        if let Some(via) = &e.via {
+            Via::parse(via)?;
+        }
         let merged = ConnArgs {
             via: e.via.clone(),
             sslmode: e.sslmode,
@@ -270,6 +346,7 @@ impl Target {
                 .hint("use 1 to 3600 seconds (--connect-timeout, or connect-timeout = … in the config file)")
                 .into());
         }
+        check_aws(e)?;
         if let Selector::Host(host) = &selector {
             check_host(host)?;
         }
@@ -286,6 +363,10 @@ impl Target {
             }
             Some(user) => user.to_owned(),
         };
+        check_name(&user, "user name", "--user/-U (or PGUSER)")?;
+        if let Some(db) = &e.dbname {
+            check_name(db, "database name", "--dbname/-d (or PGDATABASE)")?;
+        }
         Ok(Target {
             selector,
             port: e.port,
@@ -302,7 +383,110 @@ fn aws_settings(e: &Entry) -> AwsSettings {
         region: set(&e.region),
         profile: set(&e.profile),
         endpoint_url: set(&e.endpoint_url),
+        api_timeout: e.api_timeout.map(std::time::Duration::from_secs),
     }
+}
+
+/// PostgreSQL's limit on names (NAMEDATALEN - 1).
+const MAX_NAME_BYTES: usize = 63;
+
+/// A role or database name the server can take: no NUL (the wire protocol
+/// ends strings with one) and at most 63 bytes.
+fn check_name(value: &str, what: &str, flag: &str) -> Result<()> {
+    if value.contains('\0') {
+        return Err(Failure::usage(format!("the {what} contains a NUL byte"))
+            .hint(format!("PostgreSQL names cannot hold NUL; fix {flag}"))
+            .into());
+    }
+    if value.len() > MAX_NAME_BYTES {
+        return Err(Failure::usage(format!(
+            "the {what} is {} bytes long; PostgreSQL names are at most {MAX_NAME_BYTES} bytes",
+            value.len()
+        ))
+        .hint(format!("fix {flag}"))
+        .into());
+    }
+    Ok(())
+}
+
+/// The AWS settings we pass on, checked before any network: a region is
+/// lower-case letters, digits and `-` (`us-east-1`); an endpoint URL is
+/// http(s), with a host and without a password.
+fn check_aws(e: &Entry) -> Result<()> {
+    if let Some(region) = &e.region {
+        check_region(region, "--region")?;
+    }
+    if let Some((name, region)) = aws::first_env(aws::REGION_VARS) {
+        check_region(&region, name)?;
+    }
+    if let Some(url) = &e.endpoint_url {
+        check_endpoint_url(url, "--endpoint-url")?;
+    }
+    if let Some((name, url)) = aws::first_env(aws::ENDPOINT_VARS) {
+        check_endpoint_url(&url, name)?;
+    }
+    if let Some(secs) = e.api_timeout.filter(|s| !(1..=3600).contains(s)) {
+        return Err(Failure::usage(format!("api-timeout {secs} is out of range"))
+            .hint("use 1 to 3600 seconds (--api-timeout, RDSIAM_API_TIMEOUT, or api-timeout = … in the config file)")
+            .into());
+    }
+    Ok(())
+}
+
+fn check_region(region: &str, from: &str) -> Result<()> {
+    let ok = !region.is_empty()
+        && region.len() <= 32
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        return Ok(());
+    }
+    let shown = if region.is_empty() {
+        "an empty value".to_owned()
+    } else {
+        format!("`{}`", region.escape_debug())
+    };
+    Err(Failure::usage(format!("{from} {shown} is not an AWS region"))
+        .hint("a region is lower-case letters, digits and `-`, e.g. --region us-east-1 (or leave --region out to use AWS_REGION or the profile's)")
+        .into())
+}
+
+/// The URL with any `user:password@` replaced, for messages.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://…@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+fn check_endpoint_url(url: &str, from: &str) -> Result<()> {
+    let shown = redact_url(url).escape_debug().to_string();
+    let bad = |why: &str| -> anyhow::Error {
+        Failure::usage(format!("{from} `{shown}` {why}"))
+            .hint("pass the endpoint as http(s)://HOST[:PORT], e.g. --endpoint-url https://rds.us-east-1.amazonaws.com")
+            .into()
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(bad("is not a URL (no scheme)"));
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(bad("is not an http or https URL"));
+    }
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if authority.contains('@') {
+        return Err(bad(
+            "holds a user name or password, which AWS endpoints never take (drop the `…@` part)",
+        ));
+    }
+    if authority.is_empty() || url.parse::<http::Uri>().is_err() {
+        return Err(bad("is not a valid URL"));
+    }
+    Ok(())
 }
 
 /// AWS settings for a command without a target (`list`): flags over the
@@ -312,7 +496,9 @@ pub fn aws_only(aws: &AwsArgs) -> Result<AwsSettings> {
         aws: aws.clone(),
         ..TargetArgs::default()
     };
-    Ok(aws_settings(&layer(&args, None)?.entry))
+    let layered = layer(&args, None)?;
+    check_aws(&layered.entry)?;
+    Ok(aws_settings(&layered.entry))
 }
 
 /// A host name or IPv4 address, as RDS endpoints are; anything else would

@@ -95,10 +95,17 @@ pub fn run(args: CheckArgs) -> Result<u8> {
             Some(done) => done,
             None => identity.await,
         };
-        let messages = session
-            .client
-            .simple_query(WHOAMI)
+        // The connect timeout bounds the query too: a server that goes
+        // silent after login must not hold a runbook forever.
+        let messages = tokio::time::timeout(connector.timeout, session.client.simple_query(WHOAMI))
             .await
+            .map_err(|_| {
+                Failure::network(format!(
+                    "the server went silent after login: no answer to the whoami query within {}s",
+                    connector.timeout.as_secs()
+                ))
+                .hint("the login worked; the server or a proxy stopped answering. Check the endpoint's status (`rdsiam list`) and try again, or raise --connect-timeout")
+            })?
             .map_err(|err| {
                 Failure::network(format!("the whoami query failed after login: {err}"))
                     .hint("the login worked; the connection dropped or the server refused the query (check the role's privileges on pg_stat_ssl)")
@@ -115,7 +122,10 @@ pub fn run(args: CheckArgs) -> Result<u8> {
         let (aws_identity, aws_identity_error) = match identity {
             None => (None, None),
             Some(Ok(identity)) => (Some(identity), None),
-            Some(Err(err)) => (None, Some(err)),
+            Some(Err(err)) => (
+                None,
+                Some(crate::output::escape_controls(&err).into_owned()),
+            ),
         };
         let endpoint = &resolved.endpoint;
         anyhow::Ok(Report {
@@ -179,16 +189,18 @@ async fn caller_identity(resolved: &Resolved) -> Result<Identity, String> {
         .send();
     match tokio::time::timeout(Duration::from_secs(5), call).await {
         Err(_) => Err("STS did not answer within 5s".to_owned()),
-        Ok(Err(err)) => Err(match err.as_service_error() {
-            Some(service) => {
+        Ok(Err(err)) => Err(match &err {
+            aws_sdk_sts::error::SdkError::ServiceError(service) => {
                 use aws_sdk_sts::error::ProvideErrorMetadata;
-                format!(
-                    "{}: {}",
-                    service.code().unwrap_or("UnknownError"),
-                    service.message().unwrap_or("no message")
-                )
+                match service.err().code() {
+                    Some(code) => format!(
+                        "{code}: {}",
+                        service.err().message().unwrap_or("no message")
+                    ),
+                    None => crate::endpoint::http_summary(service.raw()),
+                }
             }
-            None => crate::aws::error_chain(&err),
+            _ => crate::aws::error_chain(&err),
         }),
         Ok(Ok(out)) => Ok(Identity {
             arn: out.arn().unwrap_or_default().to_owned(),

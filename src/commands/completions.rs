@@ -12,14 +12,20 @@ use clap_complete::Shell;
 /// hidden `rdsiam targets names` (no network, no AWS). clap_complete's static
 /// scripts can't call back, and its dynamic mode is still unstable, so a
 /// small per-shell addition wraps the generated script instead.
+///
+/// Names are data: `compgen -W` would expand `$(…)` and backquotes in them
+/// (issue 10), so bash matches each line literally; and `targets names`
+/// prints only names that can be typed without quoting.
 const BASH_TARGETS: &str = r#"
 _rdsiam_with_targets() {
     _rdsiam "$@"
-    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" name
     case "${COMP_WORDS[1]}" in
         token|check|psql|sql)
             if [[ "$cur" != -* && ( "$prev" != -* || "$prev" == --reader || "$prev" == --no-config ) ]]; then
-                COMPREPLY+=( $(compgen -W "$(rdsiam targets names 2>/dev/null)" -- "$cur") )
+                while IFS= read -r name; do
+                    if [[ "$name" == "$cur"* ]]; then COMPREPLY+=( "$name" ); fi
+                done < <(rdsiam targets names 2>/dev/null)
             fi ;;
     esac
 }

@@ -19,7 +19,8 @@ pub fn run(args: ListArgs) -> Result<u8> {
             endpoint::list_proxies(&rds),
             endpoint::list_clusters(&rds),
             endpoint::list_instances(&rds),
-        )?;
+        )
+        .map_err(|err| endpoint::naming_endpoint(err, &aws.rds_endpoint()))?;
         anyhow::Ok([proxies, clusters, instances].concat())
     })?;
     match args.output {

@@ -22,6 +22,16 @@ use crate::token::{self as iam_token, Token, TokenRequest};
 
 /// Run the parsed command; the `Ok` value is the process exit code.
 pub fn run(cli: Cli) -> Result<u8> {
+    if matches!(
+        cli.command,
+        Command::Token(_)
+            | Command::Check(_)
+            | Command::Psql(_)
+            | Command::Sql(_)
+            | Command::List(_)
+    ) {
+        crate::hardening::no_core_dumps();
+    }
     match cli.command {
         Command::Token(args) => token::run(args),
         Command::Check(args) => check::run(args),
@@ -69,7 +79,9 @@ impl Resolved {
         let aws = aws::load(&target.aws).await?;
         let endpoint = match &target.selector {
             Selector::Host(host) => Endpoint::host(host, target.port),
-            selector => endpoint::resolve(&aws.rds()?, selector, target.port).await?,
+            selector => endpoint::resolve(&aws.rds()?, selector, target.port)
+                .await
+                .map_err(|err| endpoint::naming_endpoint(err, &aws.rds_endpoint()))?,
         };
         if endpoint.iam == Some(false) {
             warn(&format!(

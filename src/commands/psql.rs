@@ -18,7 +18,14 @@ use super::resolve_blocking;
 
 pub fn run(args: PsqlArgs) -> Result<u8> {
     let (target, conn) = Target::with_conn(&args.target, &args.conn)?;
-    let psql = find_psql(args.psql.as_deref())?;
+    crate::psqlargs::check(&args.psql_args)?;
+    // Read here rather than by clap, which refuses an empty RDSIAM_PSQL;
+    // empty means unset, as for the other variables.
+    let psql = args
+        .psql
+        .clone()
+        .or_else(|| std::env::var_os("RDSIAM_PSQL").map(PathBuf::from));
+    let psql = find_psql(psql.as_deref())?;
     let resolved = resolve_blocking(&target)?;
     let env = libpq_env(&resolved, &conn)?;
 

@@ -32,7 +32,12 @@ pub fn run(args: TargetsArgs) -> Result<u8> {
     match args.action {
         None => list(&config, args.output),
         Some(TargetsAction::Names) => {
-            let names: String = config.targets.keys().map(|n| format!("{n}\n")).collect();
+            let names: String = config
+                .targets
+                .keys()
+                .filter(|n| completable(n))
+                .map(|n| format!("{n}\n"))
+                .collect();
             print(&names)?;
             Ok(0)
         }
@@ -141,4 +146,40 @@ fn env_value(key: &str) -> String {
     aws::first_env(names)
         .map(|(n, v)| format!("{v} (${n})"))
         .unwrap_or_default()
+}
+
+/// Names that a shell takes as one word without quoting, so completion can
+/// offer them as they are; others (`$(…)`, spaces, quotes) are left out.
+fn completable(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | '+' | ',' | '%'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::completable;
+
+    #[test]
+    fn only_plain_names_are_offered_to_shells() {
+        for ok in ["prod-orders", "eu_west.1", "ops@team", "ユーザー"] {
+            assert!(completable(ok), "{ok}");
+        }
+        for bad in [
+            "`touch pwned`",
+            "$(id)",
+            "a b",
+            "a'b",
+            "a\"b",
+            "a;b",
+            "-x",
+            "",
+            "a\nb",
+            "x*",
+        ] {
+            assert!(!completable(bad), "{bad}");
+        }
+    }
 }

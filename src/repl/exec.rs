@@ -383,7 +383,9 @@ impl Runner {
         self.errors += 1;
         if self.interactive {
             match err {
-                StmtError::Server(text) | StmtError::Lost(text) => eprintln!("{text}"),
+                StmtError::Server(text) | StmtError::Lost(text) => {
+                    eprintln!("{}", crate::output::escape_controls(&text));
+                }
                 StmtError::Abandoned => eprintln!("Ctrl-C: stopped waiting for the statement"),
                 StmtError::NotSent(text) => {
                     eprintln!("{text}");
@@ -436,7 +438,11 @@ impl Runner {
             .hint("stopped there; pass --continue-on-error to run the rest anyway")
             .into()),
             StmtError::Server(text) => {
-                eprintln!("rdsiam: statement {} failed: {text}", self.statements);
+                eprintln!(
+                    "rdsiam: statement {} failed: {}",
+                    self.statements,
+                    crate::output::escape_controls(&text)
+                );
                 Ok(Flow::Continue)
             }
         }
@@ -940,7 +946,7 @@ pub fn server_error(db: &DbError, sql: &str) -> String {
     if let Some(context) = db.where_() {
         out.push_str(&format!("\n  CONTEXT: {context}"));
     }
-    out
+    crate::output::escape_controls(&out).into_owned()
 }
 
 /// 1-based character `pos` → (line number, that line, column in chars).
@@ -991,7 +997,7 @@ fn returns_rows(sql: &str) -> bool {
 
 /// A SQL string literal (standard_conforming_strings, the default since 9.1).
 fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+    crate::output::quote_literal(s)
 }
 
 /// `\dt` / `\d`: relations of `kinds`, visible in the search path unless a
