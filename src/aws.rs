@@ -25,48 +25,30 @@ use aws_types::region::Region;
 
 use crate::error::Failure;
 
-/// Where AWS settings come from: flags (or config) over the SDK's own sources.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AwsSettings {
-    pub region: Option<String>,
-    pub profile: Option<String>,
-    /// RDS API endpoint; applies to the RDS client only, never to STS.
-    pub endpoint_url: Option<String>,
-    /// Bound on each AWS call (API, credentials); `None`: [`DEFAULT_API_TIMEOUT`].
-    pub api_timeout: Option<Duration>,
-}
-
-/// How long one AWS API call (retries included) or one credentials lookup may
-/// take unless `--api-timeout` says: the RDS API answers in well under a
-/// second, so a person at a terminal learns of a dead endpoint in 15 s
-/// rather than never.
-pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(15);
+// The settings come from target resolution (one layer down); re-exported
+// so `aws::AwsSettings` keeps working.
+pub use crate::target::{
+    AwsSettings, DEFAULT_API_TIMEOUT, ENDPOINT_VARS, PROFILE_VARS, REGION_VARS, env_var, first_env,
+};
 
 /// The most we read of one API answer: a Describe page of 100 resources is
 /// well under a megabyte; an endless body must not exhaust memory.
 pub const MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
 
-impl AwsSettings {
-    /// The bound on one API call or credentials lookup.
-    pub fn timeout(&self) -> Duration {
-        self.api_timeout.unwrap_or(DEFAULT_API_TIMEOUT)
-    }
-}
-
 /// Resolved region and credentials, plus the config the SDK clients share.
 pub struct Aws {
     pub region: String,
-    credentials: Mutex<Credentials>,
+    pub(crate) credentials: Mutex<Credentials>,
     /// Where the credentials came from, to renew them when they run out
-    /// (SSO, assume-role and instance roles last hours; a REPL can outlive them).
-    provider: Option<SharedCredentialsProvider>,
-    settings: AwsSettings,
+    /// (SSO, assume-role and instance roles last hours; a REPL can outlive
+    /// them). Renewal itself lives in `session.rs`.
+    pub(crate) provider: Option<SharedCredentialsProvider>,
+    /// Held while one task renews, so concurrent minters share the renewal.
+    pub(crate) renewing: tokio::sync::Mutex<()>,
+    pub(crate) settings: AwsSettings,
     endpoint_url: Option<String>,
     sdk: Option<SdkConfig>,
 }
-
-/// Renew credentials this long before they expire.
-const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
 impl Aws {
     /// The current credentials.
@@ -75,23 +57,6 @@ impl Aws {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-    }
-
-    /// Ask the provider again when the credentials expire within minutes, so
-    /// a reconnect never signs with dead ones.
-    pub async fn renew_if_expiring(&self) -> Result<()> {
-        let Some(provider) = &self.provider else {
-            return Ok(());
-        };
-        let expiring = self
-            .credentials()
-            .expiry()
-            .is_some_and(|at| at <= std::time::SystemTime::now() + RENEW_BEFORE);
-        if expiring {
-            let fresh = provide(provider, &self.settings).await?;
-            *self.credentials.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
-        }
-        Ok(())
     }
 
     /// An RDS API client (on the network path, where the SDK is loaded).
@@ -131,22 +96,6 @@ impl Aws {
     }
 }
 
-/// The variables the SDK reads for what `--region`, `--profile` and
-/// `--endpoint-url` set, in its order of preference.
-pub const REGION_VARS: &[&str] = &["AWS_REGION", "AWS_DEFAULT_REGION"];
-pub const PROFILE_VARS: &[&str] = &["AWS_PROFILE"];
-pub const ENDPOINT_VARS: &[&str] = &["AWS_ENDPOINT_URL_RDS", "AWS_ENDPOINT_URL"];
-
-/// A variable's value, treating empty as unset (as the SDK does).
-pub fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-/// The first of `names` that is set, with its name.
-pub fn first_env(names: &[&'static str]) -> Option<(&'static str, String)> {
-    names.iter().find_map(|n| env_var(n).map(|v| (*n, v)))
-}
-
 /// The profile the SDK will use, for messages.
 pub fn profile_name(settings: &AwsSettings) -> String {
     settings
@@ -175,10 +124,30 @@ pub fn from_env(settings: &AwsSettings) -> Option<Aws> {
         region,
         credentials: Mutex::new(Credentials::new(key, secret, session, None, "Environment")),
         provider: None,
+        renewing: tokio::sync::Mutex::new(()),
         settings: settings.clone(),
         endpoint_url: settings.endpoint_url.clone(),
         sdk: None,
     })
+}
+
+#[cfg(test)]
+impl Aws {
+    /// An `Aws` holding `current`, renewed from `provider`.
+    pub(crate) fn for_tests(
+        current: Credentials,
+        provider: Option<SharedCredentialsProvider>,
+    ) -> Aws {
+        Aws {
+            region: "us-east-1".into(),
+            credentials: Mutex::new(current),
+            provider,
+            renewing: tokio::sync::Mutex::new(()),
+            settings: AwsSettings::default(),
+            endpoint_url: None,
+            sdk: None,
+        }
+    }
 }
 
 /// IMDS is asked once with short timeouts: on EC2 it answers in
@@ -231,6 +200,7 @@ pub async fn load(settings: &AwsSettings) -> Result<Aws> {
         region,
         credentials: Mutex::new(credentials),
         provider: Some(provider),
+        renewing: tokio::sync::Mutex::new(()),
         settings: settings.clone(),
         endpoint_url: settings.endpoint_url.clone(),
         sdk: Some(sdk),
@@ -239,7 +209,7 @@ pub async fn load(settings: &AwsSettings) -> Result<Aws> {
 
 /// Ask `provider`, within the API timeout: a `credential_process` that never
 /// returns or an SSO or assume-role call that hangs must not hang us.
-async fn provide(
+pub(crate) async fn provide(
     provider: &SharedCredentialsProvider,
     settings: &AwsSettings,
 ) -> Result<Credentials> {
@@ -362,42 +332,6 @@ mod tests {
             ..AwsSettings::default()
         };
         assert!(from_env(&settings).is_none());
-    }
-
-    fn aws_with(current: Credentials, provider: Option<Credentials>) -> Aws {
-        Aws {
-            region: "us-east-1".into(),
-            credentials: Mutex::new(current),
-            provider: provider.map(SharedCredentialsProvider::new),
-            settings: AwsSettings::default(),
-            endpoint_url: None,
-            sdk: None,
-        }
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn expiring_credentials_are_renewed_from_their_provider() {
-        let now = std::time::SystemTime::now();
-        let old = Credentials::new("OLD", "s", None, Some(now + Duration::from_secs(60)), "t");
-        let fresh = Credentials::new("NEW", "s", None, Some(now + Duration::from_secs(3600)), "t");
-        let aws = aws_with(old.clone(), Some(fresh));
-        aws.renew_if_expiring().await.unwrap();
-        assert_eq!(aws.credentials().access_key_id(), "NEW");
-
-        // Long-lived ones are left alone, and without a provider nothing happens.
-        let lasting = Credentials::new(
-            "KEEP",
-            "s",
-            None,
-            Some(now + Duration::from_secs(3600)),
-            "t",
-        );
-        let aws = aws_with(lasting, Some(old.clone()));
-        aws.renew_if_expiring().await.unwrap();
-        assert_eq!(aws.credentials().access_key_id(), "KEEP");
-        let aws = aws_with(old, None);
-        aws.renew_if_expiring().await.unwrap();
-        assert_eq!(aws.credentials().access_key_id(), "OLD");
     }
 
     #[test]

@@ -12,6 +12,14 @@ use rustls::pki_types::CertificateDer;
 
 use crate::error::Failure;
 
+/// Parse every certificate in `pem` (comments and other blocks skipped).
+pub fn parse_pem(pem: &[u8]) -> Vec<CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .collect()
+}
+
 /// The bundle as PEM, compiled in so verify-full works out of the box.
 pub const BUNDLE: &str = include_str!("../certs/rds-ca-bundle.pem");
 
@@ -39,13 +47,13 @@ impl Roots {
     /// The root certificates, parsed.
     pub fn certificates(&self) -> Result<Vec<CertificateDer<'static>>> {
         match self {
-            Roots::BuiltIn => Ok(crate::tls::parse_pem(BUNDLE.as_bytes())),
+            Roots::BuiltIn => Ok(parse_pem(BUNDLE.as_bytes())),
             Roots::File(path) => {
                 let pem = crate::files::read_regular(path, MAX_BUNDLE_BYTES).map_err(|err| {
                     Failure::usage(format!("cannot read CA bundle {}: {err}", path.display()))
                         .hint("pass --ca-bundle (or PGSSLROOTCERT) a readable PEM file, or drop it to use the built-in RDS bundle")
                 })?;
-                let certs = crate::tls::parse_pem(&pem);
+                let certs = parse_pem(&pem);
                 if certs.is_empty() {
                     return Err(Failure::usage(format!("no PEM certificates in CA bundle {}", path.display()))
                         .hint("download the RDS bundle: https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem")

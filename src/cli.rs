@@ -156,7 +156,7 @@ pub struct ConnArgs {
 
     /// TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS
     #[arg(long, value_enum, help_heading = "Connection")]
-    pub sslmode: Option<SslMode>,
+    pub sslmode: Option<SslModeArg>,
 
     /// PEM file of trusted roots, replacing the built-in RDS + Amazon bundle
     /// (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]
@@ -168,29 +168,15 @@ pub struct ConnArgs {
     pub connect_timeout: Option<u64>,
 }
 
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum SslMode {
+/// `--sslmode`; `target.rs` turns it into [`crate::tls::SslMode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SslModeArg {
     /// Verify the chain and that the certificate names the endpoint host
-    #[default]
     VerifyFull,
     /// Verify the chain only
     VerifyCa,
     /// Encrypt without verifying (not recommended)
     Require,
-}
-
-impl SslMode {
-    /// libpq's spelling, as in PGSSLMODE.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::VerifyFull => "verify-full",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::Require => "require",
-        }
-    }
 }
 
 #[derive(Debug, Args)]

@@ -21,9 +21,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::SslMode;
 use crate::error::{Failure, suggestions};
 use crate::files;
+use crate::tls::SslMode;
 
 /// One `[defaults]` or `[targets.NAME]` table; every key optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -14,16 +14,14 @@ use tokio_postgres::Client;
 use tokio_postgres::tls::MakeTlsConnect;
 
 use crate::ca::Roots;
-use crate::cli::{ConnArgs, SslMode};
-use crate::commands::Resolved;
 use crate::endpoint::EndpointKind;
 use crate::error::{Failure, Kind};
 use crate::output::quote_ident;
+use crate::session::Resolved;
+use crate::target::Conn;
+use crate::tls::SslMode;
 
-/// Seconds for TCP, TLS and login together, unless --connect-timeout says.
-pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
-
-pub use crate::target::Via;
+pub use crate::target::{DEFAULT_CONNECT_TIMEOUT, Via};
 
 /// How to open connections; built once, used for each (re)connect.
 #[derive(Clone)]
@@ -36,14 +34,13 @@ pub struct Connector {
 }
 
 impl Connector {
-    pub fn from_args(args: &ConnArgs) -> Result<Connector> {
-        let roots = Roots::from_setting(args.ca_bundle.as_deref());
-        let via = args.via.as_deref().map(Via::parse).transpose()?;
+    /// The connector for the typed settings target resolution produced.
+    pub fn from_args(conn: &Conn) -> Result<Connector> {
         Connector::new(
-            via,
-            args.sslmode.unwrap_or_default(),
-            roots,
-            Duration::from_secs(args.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
+            conn.via.clone(),
+            conn.sslmode,
+            conn.roots.clone(),
+            conn.timeout,
         )
     }
 
@@ -184,8 +181,7 @@ impl Connector {
         let endpoint = &resolved.endpoint;
         let tcp = self.tcp(&endpoint.host, endpoint.port).await?;
         stage.set("waiting for TLS and login at");
-        resolved.aws.renew_if_expiring().await?;
-        let token = resolved.mint()?;
+        let token = resolved.mint_renewed().await?;
         let mut config = tokio_postgres::Config::new();
         config
             .user(&resolved.target.user)

@@ -19,6 +19,7 @@ pub mod output;
 pub mod pgenv;
 pub mod psqlargs;
 pub mod repl;
+pub mod session;
 pub mod target;
 pub mod tls;
 pub mod token;

@@ -7,11 +7,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::ca::Roots;
-use crate::cli::ConnArgs;
-use crate::commands::Resolved;
-use crate::connect::{DEFAULT_CONNECT_TIMEOUT, Via};
 use crate::error::Failure;
+use crate::session::Resolved;
+use crate::target::{Conn, Via};
 
 /// Variables that would fight the ones we set if inherited (a stray
 /// PGHOSTADDR bypasses the endpoint; PGREQUIREAUTH or a client certificate
@@ -39,12 +37,11 @@ pub const MANAGED: &[&str] = &[
 
 /// `PG…` variables for `resolved` with the merged connection settings,
 /// without the password.
-pub fn libpq_env(resolved: &Resolved, conn: &ConnArgs) -> Result<Vec<(&'static str, String)>> {
+pub fn libpq_env(resolved: &Resolved, conn: &Conn) -> Result<Vec<(&'static str, String)>> {
     let endpoint = &resolved.endpoint;
-    let via = conn.via.as_deref().map(Via::parse).transpose()?;
-    let roots = Roots::from_setting(conn.ca_bundle.as_deref());
+    let via = &conn.via;
     let mut env = vec![("PGHOST", endpoint.host.clone())];
-    match &via {
+    match via {
         // libpq connects to hostaddr but verifies the certificate against PGHOST.
         Some(via) => {
             env.push(("PGHOSTADDR", numeric_addr(via)?));
@@ -56,17 +53,13 @@ pub fn libpq_env(resolved: &Resolved, conn: &ConnArgs) -> Result<Vec<(&'static s
     if let Some(db) = &resolved.target.dbname {
         env.push(("PGDATABASE", db.clone()));
     }
-    env.push((
-        "PGSSLMODE",
-        conn.sslmode.unwrap_or_default().as_str().to_owned(),
-    ));
+    env.push(("PGSSLMODE", conn.sslmode.as_str().to_owned()));
     env.push((
         "PGSSLROOTCERT",
-        roots.file()?.to_string_lossy().into_owned(),
+        conn.roots.file()?.to_string_lossy().into_owned(),
     ));
     env.push(("PGAPPNAME", "rdsiam".to_owned()));
-    let timeout = conn.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-    env.push(("PGCONNECT_TIMEOUT", timeout.to_string()));
+    env.push(("PGCONNECT_TIMEOUT", conn.timeout.as_secs().to_string()));
     Ok(env)
 }
 

@@ -8,10 +8,13 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::aws::{self, AwsSettings};
-use crate::cli::{AwsArgs, ConnArgs, TargetArgs};
+use std::time::Duration;
+
+use crate::ca::Roots;
+use crate::cli::{AwsArgs, ConnArgs, SslModeArg, TargetArgs};
 use crate::config::{Config, Entry};
 use crate::error::Failure;
+use crate::tls::SslMode;
 
 /// A tunnel entrance: where TCP goes instead of the endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +54,93 @@ impl std::fmt::Display for Via {
         } else {
             write!(f, "{}:{}", self.host, self.port)
         }
+    }
+}
+
+/// Where AWS settings come from: flags (or config) over the SDK's own sources.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AwsSettings {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    /// RDS API endpoint; applies to the RDS client only, never to STS.
+    pub endpoint_url: Option<String>,
+    /// Bound on each AWS call (API, credentials); `None`: [`DEFAULT_API_TIMEOUT`].
+    pub api_timeout: Option<Duration>,
+}
+
+/// How long one AWS API call (retries included) or one credentials lookup may
+/// take unless `--api-timeout` says: the RDS API answers in well under a
+/// second, so a person at a terminal learns of a dead endpoint in 15 s
+/// rather than never.
+pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl AwsSettings {
+    /// The bound on one API call or credentials lookup.
+    pub fn timeout(&self) -> Duration {
+        self.api_timeout.unwrap_or(DEFAULT_API_TIMEOUT)
+    }
+}
+
+/// The variables the SDK reads for what `--region`, `--profile` and
+/// `--endpoint-url` set, in its order of preference.
+pub const REGION_VARS: &[&str] = &["AWS_REGION", "AWS_DEFAULT_REGION"];
+pub const PROFILE_VARS: &[&str] = &["AWS_PROFILE"];
+pub const ENDPOINT_VARS: &[&str] = &["AWS_ENDPOINT_URL_RDS", "AWS_ENDPOINT_URL"];
+
+/// A variable's value, treating empty as unset (as the SDK does).
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The first of `names` that is set, with its name.
+pub fn first_env(names: &[&'static str]) -> Option<(&'static str, String)> {
+    names.iter().find_map(|n| env_var(n).map(|v| (*n, v)))
+}
+
+/// Seconds for TCP, TLS and login together, unless --connect-timeout says.
+pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+
+/// How to reach the endpoint and how to trust it, typed and checked: what
+/// `connect`, `pgenv` and the REPL take. Clap types stop here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conn {
+    pub via: Option<Via>,
+    pub sslmode: SslMode,
+    pub roots: Roots,
+    /// TCP, TLS and login together (and `check`'s query after login).
+    pub timeout: Duration,
+}
+
+impl Default for Conn {
+    fn default() -> Conn {
+        Conn {
+            via: None,
+            sslmode: SslMode::default(),
+            roots: Roots::BuiltIn,
+            timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT),
+        }
+    }
+}
+
+impl Conn {
+    /// From the merged settings; every usage error here comes before any
+    /// network call, whichever command asks.
+    fn from_entry(e: &Entry) -> Result<Conn> {
+        let via = e.via.as_deref().map(Via::parse).transpose()?;
+        let roots = Roots::from_setting(e.ca_bundle.as_deref());
+        if let Roots::File(path) = &roots {
+            // Its content is parsed where it is used (TLS, or psql's own).
+            crate::files::check_regular(path).map_err(|err| {
+                Failure::usage(format!("cannot use CA bundle {}: {err}", path.display()))
+                    .hint("pass --ca-bundle (or PGSSLROOTCERT) a readable PEM file, or drop it to use the built-in RDS bundle")
+            })?;
+        }
+        Ok(Conn {
+            via,
+            sslmode: e.sslmode.unwrap_or_default(),
+            roots,
+            timeout: Duration::from_secs(e.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
+        })
     }
 }
 
@@ -173,11 +263,11 @@ impl Layered {
     /// file value they cover is dropped rather than passed on as explicit.
     fn mask_aws_env(&mut self) {
         for (key, names) in [
-            ("profile", aws::PROFILE_VARS),
-            ("region", aws::REGION_VARS),
-            ("endpoint-url", aws::ENDPOINT_VARS),
+            ("profile", PROFILE_VARS),
+            ("region", REGION_VARS),
+            ("endpoint-url", ENDPOINT_VARS),
         ] {
-            if aws::first_env(names).is_some() {
+            if first_env(names).is_some() {
                 self.clear(&[key]);
                 if key == "profile" {
                     // The SDK takes the region from that profile.
@@ -244,7 +334,11 @@ fn flags_entry(args: &TargetArgs, conn: Option<&ConnArgs>) -> Entry {
         profile: args.aws.profile.clone(),
         endpoint_url: args.aws.endpoint_url.clone(),
         via: conn.and_then(|c| c.via.clone()),
-        sslmode: conn.and_then(|c| c.sslmode),
+        sslmode: conn.and_then(|c| c.sslmode).map(|mode| match mode {
+            SslModeArg::VerifyFull => SslMode::VerifyFull,
+            SslModeArg::VerifyCa => SslMode::VerifyCa,
+            SslModeArg::Require => SslMode::Require,
+        }),
         ca_bundle: conn.and_then(|c| c.ca_bundle.clone()),
         connect_timeout: conn.and_then(|c| c.connect_timeout),
         api_timeout: args.aws.api_timeout,
@@ -297,20 +391,10 @@ impl Target {
     }
 
     /// The target and the merged connection options (check, psql, sql).
-    pub fn with_conn(args: &TargetArgs, conn: &ConnArgs) -> Result<(Target, ConnArgs)> {
+    pub fn with_conn(args: &TargetArgs, conn: &ConnArgs) -> Result<(Target, Conn)> {
         let layered = layer(args, Some(conn))?;
-        let e = &layered.entry;
-        // Reported before any network, whichever command asks.
-        if let Some(via) = &e.via {
-            Via::parse(via)?;
-        }
-        let merged = ConnArgs {
-            via: e.via.clone(),
-            sslmode: e.sslmode,
-            ca_bundle: e.ca_bundle.clone(),
-            connect_timeout: e.connect_timeout,
-        };
-        Ok((Target::from_layered(&layered)?, merged))
+        let target = Target::from_layered(&layered)?;
+        Ok((target, Conn::from_entry(&layered.entry)?))
     }
 
     pub fn from_layered(layered: &Layered) -> Result<Target> {
@@ -416,13 +500,13 @@ fn check_aws(e: &Entry) -> Result<()> {
     if let Some(region) = &e.region {
         check_region(region, "--region")?;
     }
-    if let Some((name, region)) = aws::first_env(aws::REGION_VARS) {
+    if let Some((name, region)) = first_env(REGION_VARS) {
         check_region(&region, name)?;
     }
     if let Some(url) = &e.endpoint_url {
         check_endpoint_url(url, "--endpoint-url")?;
     }
-    if let Some((name, url)) = aws::first_env(aws::ENDPOINT_VARS) {
+    if let Some((name, url)) = first_env(ENDPOINT_VARS) {
         check_endpoint_url(&url, name)?;
     }
     if let Some(secs) = e.api_timeout.filter(|s| !(1..=3600).contains(s)) {
@@ -530,7 +614,6 @@ fn non_empty(value: &str, flag: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::SslMode;
     use crate::error::{Kind, exit_code};
     use std::path::Path;
 
@@ -642,7 +725,7 @@ reader = true
         a.user = Some("flaguser".into());
         a.host = Some("h.example".into());
         let conn = ConnArgs {
-            sslmode: Some(SslMode::Require),
+            sslmode: Some(SslModeArg::Require),
             ..ConnArgs::default()
         };
         let l = layer_with(&cfg, &a, Some(&conn)).unwrap();

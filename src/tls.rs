@@ -17,21 +17,37 @@ use anyhow::Result;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
 use crate::ca::Roots;
-use crate::cli::SslMode;
 use crate::error::Failure;
 
-/// Parse every certificate in `pem`.
-pub fn parse_pem(pem: &[u8]) -> Vec<CertificateDer<'static>> {
-    CertificateDer::pem_slice_iter(pem)
-        .filter_map(Result::ok)
-        .collect()
+/// libpq's verifying sslmodes (there is no mode without TLS: the token is
+/// a cleartext password). The command line maps its flag onto this.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Verify the chain and that the certificate names the endpoint host
+    #[default]
+    VerifyFull,
+    /// Verify the chain only
+    VerifyCa,
+    /// Encrypt without verifying (not recommended)
+    Require,
+}
+
+impl SslMode {
+    /// libpq's spelling, as in PGSSLMODE.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::VerifyFull => "verify-full",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::Require => "require",
+        }
+    }
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -188,8 +204,8 @@ mod tests {
 
     #[test]
     fn pem_parsing_skips_comments() {
-        let certs = parse_pem(crate::ca::BUNDLE.as_bytes());
+        let certs = crate::ca::parse_pem(crate::ca::BUNDLE.as_bytes());
         assert!(certs.len() >= 80);
-        assert!(parse_pem(b"# only a comment\n").is_empty());
+        assert!(crate::ca::parse_pem(b"# only a comment\n").is_empty());
     }
 }

@@ -26,10 +26,10 @@ use tokio_postgres::error::{DbError, ErrorPosition};
 use tokio_postgres::{SimpleQueryMessage, Statement};
 
 use crate::cli::SqlOutput;
-use crate::commands::Resolved;
 use crate::connect::{Connector, Session};
 use crate::error::{Failure, Kind};
 use crate::output::{print, warn};
+use crate::session::Resolved;
 
 use super::input::{self, Item, statement_text};
 use super::meta::{self, Meta};
