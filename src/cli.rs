@@ -7,16 +7,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::EXIT_CODES_HELP;
 
+/// The variables that are not config keys; the keys' own come from the
+/// key table (`config::env_help`).
 const ENV_HELP: &str = "\
 Environment:
-  AWS_PROFILE, AWS_REGION, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-  AWS_SESSION_TOKEN, AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE   read by the AWS SDK as usual
-  AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL   RDS API endpoint (like --endpoint-url)
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+  AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE   read by the AWS SDK as usual
   AWS_ENDPOINT_URL_STS                     STS endpoint for check's caller identity
-  PGUSER, PGDATABASE, PGSSLROOTCERT        defaults for --user, --dbname, --ca-bundle
   RDSIAM_CONFIG                            config file [default: <config dir>/rdsiam/config.toml]
-  RDSIAM_VIA, RDSIAM_PSQL                  defaults for --via, --psql
-  RDSIAM_API_TIMEOUT                       default for --api-timeout";
+  RDSIAM_PSQL                              default for --psql";
 
 /// Reach AWS RDS / Aurora PostgreSQL with IAM authentication, directly or
 /// through RDS Proxy, with no stored password.
@@ -25,7 +24,7 @@ Environment:
     name = "rdsiam",
     version,
     propagate_version = true,
-    after_help = format!("{ENV_HELP}\n\n{EXIT_CODES_HELP}"),
+    after_help = format!("{ENV_HELP}\n{}\n\n{EXIT_CODES_HELP}", crate::config::env_help()),
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -329,6 +328,26 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flag_help_names_the_variables_of_the_key_table() {
+        let cli = Cli::command();
+        let check = cli.find_subcommand("check").unwrap();
+        for key in crate::config::KEYS.iter().filter(|k| !k.env.is_empty()) {
+            let arg = check
+                .get_arguments()
+                .find(|a| a.get_long() == Some(key.name))
+                .unwrap_or_else(|| panic!("no --{} flag", key.name));
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            for var in key.env {
+                assert!(
+                    help.contains(var),
+                    "--{} help lacks {var}: {help}",
+                    key.name
+                );
+            }
+        }
     }
 
     #[test]

@@ -64,25 +64,192 @@ impl Entry {
 /// The largest config file we read; real ones are a few KiB.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
-/// The valid keys, for "did you mean" on an unknown one.
-pub const KEYS: &[&str] = &[
-    "proxy",
-    "cluster",
-    "reader",
-    "instance",
-    "host",
-    "port",
-    "user",
-    "dbname",
-    "region",
-    "profile",
-    "endpoint-url",
-    "via",
-    "sslmode",
-    "ca-bundle",
-    "connect-timeout",
-    "api-timeout",
+/// How a key relates to the endpoint, for layering: naming a new endpoint
+/// replaces the old one and what belonged to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointRole {
+    /// Not about the endpoint.
+    No,
+    /// Names the endpoint (exactly one of these per layer).
+    Names,
+    /// Qualifies the endpoint named (`reader`): goes with it.
+    Qualifies,
+    /// Belongs to the endpoint when the config file gave it (`port`, `via`);
+    /// from the environment or a flag it is not tied to one.
+    FileTied,
+}
+
+/// One config key: its name (the long option's), the environment variables
+/// that stand for it, and how layering treats it. The one table behind
+/// parsing ("did you mean"), layering (`target.rs`), `targets show` and the
+/// environment section of `--help`.
+pub struct Key {
+    pub name: &'static str,
+    /// Variables that set it, in order of preference.
+    pub env: &'static [&'static str],
+    /// The variables are read by the AWS SDK itself, not by rdsiam.
+    pub env_by_sdk: bool,
+    pub endpoint: EndpointRole,
+    /// For the environment section of the help.
+    pub about: &'static str,
+    /// Whether `entry` sets this key.
+    pub is_set: fn(&Entry) -> bool,
+    /// Copy this key's value from `upper` to `entry` when `upper` sets it.
+    pub take: fn(&mut Entry, &Entry) -> bool,
+    pub clear: fn(&mut Entry),
+    /// Set it from a variable's text.
+    pub from_env: fn(&mut Entry, &str, String) -> Result<()>,
+}
+
+/// The variables the SDK reads for what `--region`, `--profile` and
+/// `--endpoint-url` set, in its order of preference.
+pub const REGION_VARS: &[&str] = &["AWS_REGION", "AWS_DEFAULT_REGION"];
+pub const PROFILE_VARS: &[&str] = &["AWS_PROFILE"];
+pub const ENDPOINT_VARS: &[&str] = &["AWS_ENDPOINT_URL_RDS", "AWS_ENDPOINT_URL"];
+
+macro_rules! key {
+    ($field:ident, $name:literal, $env:expr, $sdk:literal, $role:ident, $about:literal) => {
+        Key {
+            name: $name,
+            env: $env,
+            env_by_sdk: $sdk,
+            endpoint: EndpointRole::$role,
+            about: $about,
+            is_set: |e| e.$field.is_some(),
+            take: |dst, upper| match &upper.$field {
+                Some(value) => {
+                    dst.$field = Some(value.clone());
+                    true
+                }
+                None => false,
+            },
+            clear: |e| e.$field = None,
+            from_env: |e, var, text| {
+                e.$field = Some(FromEnv::from_env(var, text)?);
+                Ok(())
+            },
+        }
+    };
+}
+
+/// Every key, in the order `targets show` lists them.
+pub const KEYS: &[Key] = &[
+    key!(proxy, "proxy", &[], false, Names, ""),
+    key!(cluster, "cluster", &[], false, Names, ""),
+    key!(reader, "reader", &[], false, Qualifies, ""),
+    key!(instance, "instance", &[], false, Names, ""),
+    key!(host, "host", &[], false, Names, ""),
+    key!(port, "port", &[], false, FileTied, ""),
+    key!(user, "user", &["PGUSER"], false, No, "--user"),
+    key!(dbname, "dbname", &["PGDATABASE"], false, No, "--dbname"),
+    key!(region, "region", REGION_VARS, true, No, "--region"),
+    key!(profile, "profile", PROFILE_VARS, true, No, "--profile"),
+    key!(
+        endpoint_url,
+        "endpoint-url",
+        ENDPOINT_VARS,
+        true,
+        No,
+        "--endpoint-url (the RDS API endpoint)"
+    ),
+    key!(via, "via", &["RDSIAM_VIA"], false, FileTied, "--via"),
+    key!(sslmode, "sslmode", &[], false, No, ""),
+    key!(
+        ca_bundle,
+        "ca-bundle",
+        &["PGSSLROOTCERT"],
+        false,
+        No,
+        "--ca-bundle"
+    ),
+    key!(connect_timeout, "connect-timeout", &[], false, No, ""),
+    key!(
+        api_timeout,
+        "api-timeout",
+        &["RDSIAM_API_TIMEOUT"],
+        false,
+        No,
+        "--api-timeout"
+    ),
 ];
+
+/// The key named `name`.
+pub fn key(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// The key names, for messages.
+pub fn key_names() -> Vec<&'static str> {
+    KEYS.iter().map(|k| k.name).collect()
+}
+
+/// The variables that stand for keys, one line each, for `--help`.
+pub fn env_help() -> String {
+    let mut lines = Vec::new();
+    for k in KEYS.iter().filter(|k| !k.env.is_empty()) {
+        let vars = k.env.join(", ");
+        lines.push(format!("  {vars:<40} default for {}", k.about));
+    }
+    lines.join("\n")
+}
+
+/// Values a variable's text can become.
+trait FromEnv: Sized {
+    fn from_env(var: &str, text: String) -> Result<Self>;
+}
+
+impl FromEnv for String {
+    fn from_env(_var: &str, text: String) -> Result<String> {
+        Ok(text)
+    }
+}
+
+impl FromEnv for PathBuf {
+    fn from_env(_var: &str, text: String) -> Result<PathBuf> {
+        Ok(PathBuf::from(text))
+    }
+}
+
+fn bad_env(var: &str, text: &str, want: &str) -> anyhow::Error {
+    Failure::usage(format!("{var} `{}` is not {want}", text.escape_debug()))
+        .hint(format!("set {var} to {want}, or unset it"))
+        .into()
+}
+
+impl FromEnv for u64 {
+    fn from_env(var: &str, text: String) -> Result<u64> {
+        text.trim()
+            .parse()
+            .map_err(|_| bad_env(var, &text, "a number of seconds (1 to 3600)"))
+    }
+}
+
+impl FromEnv for u16 {
+    fn from_env(var: &str, text: String) -> Result<u16> {
+        text.trim()
+            .parse()
+            .map_err(|_| bad_env(var, &text, "a port (1 to 65535)"))
+    }
+}
+
+impl FromEnv for bool {
+    fn from_env(var: &str, text: String) -> Result<bool> {
+        text.trim()
+            .parse()
+            .map_err(|_| bad_env(var, &text, "true or false"))
+    }
+}
+
+impl FromEnv for SslMode {
+    fn from_env(var: &str, text: String) -> Result<SslMode> {
+        match text.trim() {
+            "verify-full" => Ok(SslMode::VerifyFull),
+            "verify-ca" => Ok(SslMode::VerifyCa),
+            "require" => Ok(SslMode::Require),
+            _ => Err(bad_env(var, &text, "verify-full, verify-ca or require")),
+        }
+    }
+}
 
 /// The whole file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -165,7 +332,7 @@ impl Config {
             failure.hint(format!(
                 "add a [targets.{name}] table to {} (keys: {}), or name the endpoint with --proxy/--cluster/--instance/--host",
                 path().map_or_else(|| "the config file".to_owned(), |p| p.display().to_string()),
-                KEYS.join(", ")
+                key_names().join(", ")
             ))
         } else {
             failure.hint(format!(
@@ -190,14 +357,15 @@ fn parse_failure(err: &toml::de::Error, text: &str, path: &Path) -> Failure {
         .strip_prefix("unknown field `")
         .and_then(|rest| rest.split('`').next())
     {
-        let close = suggestions(key, KEYS.iter().copied());
+        let names = key_names();
+        let close = suggestions(key, names.iter().copied());
         failure = failure.hint(if close.is_empty() {
-            format!("valid keys: {}", KEYS.join(", "))
+            format!("valid keys: {}", names.join(", "))
         } else {
             format!(
                 "did you mean `{}`? valid keys: {}",
                 close.join("` or `"),
-                KEYS.join(", ")
+                names.join(", ")
             )
         });
     }
@@ -317,7 +485,7 @@ mod tests {
             .keys()
             .map(String::as_str)
             .collect();
-        let mut sorted = KEYS.to_vec();
+        let mut sorted = key_names();
         sorted.sort_unstable();
         assert_eq!(keys, sorted);
     }

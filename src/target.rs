@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::ca::Roots;
 use crate::cli::{AwsArgs, ConnArgs, SslModeArg, TargetArgs};
-use crate::config::{Config, Entry};
+use crate::config::{self, Config, EndpointRole, Entry, KEYS};
 use crate::error::Failure;
 use crate::tls::SslMode;
 
@@ -81,11 +81,7 @@ impl AwsSettings {
     }
 }
 
-/// The variables the SDK reads for what `--region`, `--profile` and
-/// `--endpoint-url` set, in its order of preference.
-pub const REGION_VARS: &[&str] = &["AWS_REGION", "AWS_DEFAULT_REGION"];
-pub const PROFILE_VARS: &[&str] = &["AWS_PROFILE"];
-pub const ENDPOINT_VARS: &[&str] = &["AWS_ENDPOINT_URL_RDS", "AWS_ENDPOINT_URL"];
+pub use crate::config::{ENDPOINT_VARS, PROFILE_VARS, REGION_VARS};
 
 /// A variable's value, treating empty as unset (as the SDK does).
 pub fn env_var(name: &str) -> Option<String> {
@@ -188,15 +184,11 @@ pub struct Layered {
     pub sources: BTreeMap<&'static str, Source>,
 }
 
-const KINDS: [&str; 4] = ["proxy", "cluster", "instance", "host"];
-
+/// The keys `entry` sets that name an endpoint.
 fn kinds_set(entry: &Entry) -> Vec<&'static str> {
-    let set = [&entry.proxy, &entry.cluster, &entry.instance, &entry.host];
-    KINDS
-        .iter()
-        .zip(set)
-        .filter(|(_, v)| v.is_some())
-        .map(|(k, _)| *k)
+    KEYS.iter()
+        .filter(|k| k.endpoint == EndpointRole::Names && (k.is_set)(entry))
+        .map(|k| k.name)
         .collect()
 }
 
@@ -207,98 +199,65 @@ impl Layered {
         // beats a target's proxy, and the port and tunnel the file gave that
         // endpoint go with it (RDSIAM_VIA and flags are not tied to one).
         if !kinds_set(upper).is_empty() {
-            self.clear(&["proxy", "cluster", "instance", "host", "reader"]);
-            for key in ["port", "via"] {
-                if matches!(
-                    self.sources.get(key),
+            for key in KEYS {
+                let file_given = matches!(
+                    self.sources.get(key.name),
                     Some(Source::Defaults | Source::Target)
-                ) {
-                    self.clear(&[key]);
+                );
+                match key.endpoint {
+                    EndpointRole::Names | EndpointRole::Qualifies => self.clear(key.name),
+                    EndpointRole::FileTied if file_given => self.clear(key.name),
+                    _ => {}
                 }
             }
         }
         // A profile brings its own region; a lower layer's must not win.
         if upper.profile.is_some() && upper.region.is_none() {
-            self.clear(&["region"]);
+            self.clear("region");
         }
-        let dst = &mut self.entry;
-        macro_rules! take {
-            ($($field:ident => $key:literal),* $(,)?) => {$(
-                if let Some(value) = &upper.$field {
-                    dst.$field = Some(value.clone());
-                    self.sources.insert($key, source);
-                }
-            )*};
+        for key in KEYS {
+            if (key.take)(&mut self.entry, upper) {
+                self.sources.insert(key.name, source);
+            }
         }
-        take!(
-            proxy => "proxy", cluster => "cluster", reader => "reader", instance => "instance",
-            host => "host", port => "port", user => "user", dbname => "dbname", region => "region",
-            profile => "profile", endpoint_url => "endpoint-url", via => "via", sslmode => "sslmode",
-            ca_bundle => "ca-bundle", connect_timeout => "connect-timeout",
-            api_timeout => "api-timeout",
-        );
     }
 
-    fn clear(&mut self, keys: &[&'static str]) {
-        for key in keys {
-            let e = &mut self.entry;
-            match *key {
-                "proxy" => e.proxy = None,
-                "cluster" => e.cluster = None,
-                "instance" => e.instance = None,
-                "host" => e.host = None,
-                "reader" => e.reader = None,
-                "port" => e.port = None,
-                "via" => e.via = None,
-                "region" => e.region = None,
-                "profile" => e.profile = None,
-                "endpoint-url" => e.endpoint_url = None,
-                _ => unreachable!("not a layered key: {key}"),
-            }
-            self.sources.remove(key);
+    fn clear(&mut self, name: &str) {
+        if let Some(key) = config::key(name) {
+            (key.clear)(&mut self.entry);
+            self.sources.remove(key.name);
         }
     }
 
     /// AWS variables beat the file but are read by the SDK itself, so a
     /// file value they cover is dropped rather than passed on as explicit.
     fn mask_aws_env(&mut self) {
-        for (key, names) in [
-            ("profile", PROFILE_VARS),
-            ("region", REGION_VARS),
-            ("endpoint-url", ENDPOINT_VARS),
-        ] {
-            if first_env(names).is_some() {
-                self.clear(&[key]);
-                if key == "profile" {
-                    // The SDK takes the region from that profile.
-                    self.clear(&["region"]);
+        for key in KEYS.iter().filter(|k| k.env_by_sdk) {
+            if first_env(key.env).is_some() {
+                self.clear(key.name);
+                // The SDK takes the region from that profile (unless a
+                // region variable says otherwise, which its own key marks).
+                if key.name == "profile" && first_env(REGION_VARS).is_none() {
+                    self.clear("region");
                 }
-                self.sources.insert(key, Source::Env);
+                self.sources.insert(key.name, Source::Env);
             }
         }
     }
 }
 
-/// The libpq and rdsiam variables that stand for flags.
+/// The libpq and rdsiam variables that stand for flags, from the key table.
 fn env_entry() -> Result<Entry> {
-    let api_timeout = env_text("RDSIAM_API_TIMEOUT")?
-        .map(|v| {
-            v.trim().parse::<u64>().map_err(|_| {
-                Failure::usage(format!(
-                    "RDSIAM_API_TIMEOUT `{v}` is not a number of seconds"
-                ))
-                .hint("set it to 1 to 3600, or unset it")
-            })
-        })
-        .transpose()?;
-    Ok(Entry {
-        user: env_text("PGUSER")?,
-        dbname: env_text("PGDATABASE")?,
-        ca_bundle: env_text("PGSSLROOTCERT")?.map(Into::into),
-        via: env_text("RDSIAM_VIA")?,
-        api_timeout,
-        ..Entry::default()
-    })
+    let mut entry = Entry::default();
+    for key in KEYS.iter().filter(|k| !k.env_by_sdk) {
+        for var in key.env {
+            if let Some(text) = env_text(var)? {
+                (key.from_env)(&mut entry, var, text)?;
+                break;
+            }
+        }
+    }
+    Ok(entry)
 }
 
 /// A variable we read ourselves: unset or empty is `None`; a value that is

@@ -103,17 +103,19 @@ fn show(config: &Config, name: &str, output: TableOutput) -> Result<u8> {
     let value = toml::Value::try_from(&layered.entry)?;
     let mut rows: Vec<Shown> = Vec::new();
     for key in config::KEYS {
-        let Some(source) = layered.sources.get(key) else {
+        let Some(source) = layered.sources.get(key.name) else {
             continue;
         };
-        let value = match value.get(*key) {
+        let value = match value.get(key.name) {
             Some(toml::Value::String(s)) => s.clone(),
             Some(other) => other.to_string(),
             // Covered by an AWS_* variable: the SDK reads it.
-            None => env_value(key),
+            None => aws::first_env(key.env)
+                .map(|(n, v)| format!("{v} (${n})"))
+                .unwrap_or_default(),
         };
         rows.push(Shown {
-            key,
+            key: key.name,
             value,
             source: *source,
         });
@@ -135,17 +137,6 @@ fn show(config: &Config, name: &str, output: TableOutput) -> Result<u8> {
         }
     }
     Ok(0)
-}
-
-fn env_value(key: &str) -> String {
-    let names = match key {
-        "region" => aws::REGION_VARS,
-        "profile" => aws::PROFILE_VARS,
-        _ => aws::ENDPOINT_VARS,
-    };
-    aws::first_env(names)
-        .map(|(n, v)| format!("{v} (${n})"))
-        .unwrap_or_default()
 }
 
 /// Names that a shell takes as one word without quoting, so completion can
