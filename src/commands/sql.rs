@@ -11,7 +11,7 @@ use anyhow::Result;
 use crate::cli::SqlArgs;
 use crate::connect::Connector;
 use crate::error::Failure;
-use crate::repl::exec::{Runner, read_script};
+use crate::repl::exec::{Mode, Runner, read_script};
 use crate::repl::input::{Item, split_script};
 use crate::target::Target;
 
@@ -26,9 +26,19 @@ pub fn run(args: SqlArgs) -> Result<u8> {
         Some(resolved) => resolved,
         None => rt.block_on(Resolved::load(&target))?,
     };
-    let mut runner = Runner::new(connector, resolved, target.dbname.clone());
-    runner.format = args.output;
-    runner.continue_on_error = args.continue_on_error;
+    let mode = match script {
+        Some(_) => Mode::Script {
+            continue_on_error: args.continue_on_error,
+        },
+        None => Mode::Interactive,
+    };
+    let mut runner = Runner::new(
+        connector,
+        resolved,
+        target.dbname.clone(),
+        mode,
+        args.output,
+    );
     rt.block_on(runner.connect())?;
     match script {
         Some(items) => {

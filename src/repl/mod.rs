@@ -26,10 +26,9 @@ use rustyline::{Config, Editor};
 
 use exec::{LineEnd, Runner};
 
-/// Run the prompt until `\q` or Ctrl-D. The runner is already connected.
+/// Run the prompt until `\q` or Ctrl-D. The runner is already connected,
+/// in [`exec::Mode::Interactive`].
 pub fn interactive(rt: &tokio::runtime::Runtime, mut runner: Runner) -> Result<u8> {
-    runner.interactive = true;
-    runner.timing = true;
     {
         let _guard = rt.enter();
         runner.catch_interrupts();
@@ -106,7 +105,7 @@ pub fn interactive(rt: &tokio::runtime::Runtime, mut runner: Runner) -> Result<u
 pub fn prompt(runner: &Runner, continuing: bool) -> String {
     let mark = if continuing {
         "-"
-    } else if runner.failed_tx {
+    } else if runner.in_failed_transaction() {
         "=!"
     } else {
         "="
