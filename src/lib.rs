@@ -15,6 +15,7 @@ pub mod error;
 pub mod output;
 pub mod pgenv;
 pub mod repl;
+pub mod tap;
 pub mod target;
 pub mod tls;
 pub mod token;

@@ -15,6 +15,7 @@
 //! the server the same way, then stops the script (even with
 //! `--continue-on-error`) with exit code 1. A second Ctrl-C, or one while no
 //! statement runs, stops it at once without waiting for the server.
+
 //!
 //! The jobs live in their own files: the session and its reconnects
 //! ([`session`]), Ctrl-C ([`interrupt`]), result assembly and display
@@ -22,6 +23,7 @@
 //! runner ties them together item by item.
 
 mod catalog;
+mod copy;
 mod interrupt;
 mod results;
 mod session;
@@ -39,8 +41,10 @@ use crate::connect::Connector;
 use crate::error::{Failure, Kind};
 use crate::output::warn;
 
-use super::input::{self, Item, statement_text};
+use super::input::{self, Item, Lexer, statement_text_with};
 use super::meta::{self, Meta};
+use super::script::{CopyData, Script};
+use crate::tap::TxStatus;
 
 use interrupt::Interrupts;
 use results::Display;
@@ -95,8 +99,6 @@ pub struct Runner {
     display: Display,
     interrupts: Interrupts,
     mode: Mode,
-    /// The last statement failed inside a transaction block.
-    failed_tx: bool,
     /// Statements that failed so far (for `--continue-on-error`).
     errors: usize,
     statements: usize,
@@ -135,7 +137,6 @@ impl Runner {
             display: Display::new(format, mode == Mode::Interactive),
             interrupts: Interrupts::default(),
             mode,
-            failed_tx: false,
             errors: 0,
             statements: 0,
             depth: 0,
@@ -164,9 +165,23 @@ impl Runner {
         self.link.database()
     }
 
-    /// Whether the last statement failed inside a transaction block.
-    pub fn in_failed_transaction(&self) -> bool {
-        self.failed_tx
+    /// psql's `%x`: `*` inside a transaction block, `!` inside a failed
+    /// one, else nothing.
+    pub fn tx_mark(&self) -> &'static str {
+        match self.link.tx_status() {
+            TxStatus::InTransaction => "*",
+            TxStatus::Failed => "!",
+            TxStatus::Idle | TxStatus::Unknown => "",
+        }
+    }
+
+    /// How the next statement splits: by the server's current
+    /// `standard_conforming_strings`.
+    pub fn lexer(&self) -> Lexer {
+        Lexer {
+            std_strings: self.link.std_strings(),
+            more_to_come: false,
+        }
     }
 
     /// Listen for Ctrl-C from now on: while a query runs it becomes a cancel
@@ -180,13 +195,10 @@ impl Runner {
         self.link.connect().await
     }
 
-    /// Make sure there is a live session (see [`Link::ensure`]); a
-    /// reconnect ends any failed transaction.
+    /// Make sure there is a live session (see [`Link::ensure`]).
     async fn ensure_session(&mut self) -> Result<(), StmtError> {
         let interactive = self.interactive();
-        if self.link.ensure(interactive, &mut self.interrupts).await? {
-            self.failed_tx = false;
-        }
+        self.link.ensure(interactive, &mut self.interrupts).await?;
         Ok(())
     }
 
@@ -194,14 +206,14 @@ impl Runner {
     /// the line after the statement it cancelled; a statement that was not
     /// sent stops it too. Either way the caller gives back, from
     /// [`LineEnd::NotRun`], what did not run.
-    pub async fn run_line(&mut self, items: &[Item]) -> Result<LineEnd> {
+    pub async fn run_line(&mut self, items: &[Item], data: &mut dyn CopyData) -> Result<LineEnd> {
         self.interrupts.forget();
         for (n, item) in items.iter().enumerate() {
             if self.interrupts.interrupted() {
                 eprintln!("Ctrl-C: the rest of the input was not run");
                 return Ok(LineEnd::NotRun(n));
             }
-            match self.run_item(item).await? {
+            match self.run_item(item, data).await? {
                 Flow::Quit => return Ok(LineEnd::Quit),
                 Flow::NotSent => return Ok(LineEnd::NotRun(n)),
                 Flow::Stopped if n + 1 < items.len() => return Ok(LineEnd::NotRun(n + 1)),
@@ -211,16 +223,22 @@ impl Runner {
         Ok(LineEnd::Done)
     }
 
-    /// Run a whole script; `Err` stops it (with the exit code inside).
-    /// Ctrl-C cancels the running statement and stops the script (exit 1).
-    pub async fn run_script(&mut self, items: &[Item]) -> Result<()> {
+    /// Run whole scripts in order, each read as it runs; `Err` stops them
+    /// (with the exit code inside). Ctrl-C cancels the running statement
+    /// and stops the script (exit 1).
+    pub async fn run_script(&mut self, scripts: Vec<Script>) -> Result<()> {
         if !self.interactive() && self.interrupts.signal_missing() {
             self.catch_interrupts();
         }
-        for item in items {
-            self.stop_if_interrupted()?;
-            if self.run_item(item).await? == Flow::Quit {
-                break;
+        'scripts: for mut script in scripts {
+            loop {
+                self.stop_if_interrupted()?;
+                let Some(item) = script.next_item(self.link.std_strings())? else {
+                    break;
+                };
+                if self.run_item(&item, &mut script).await? == Flow::Quit {
+                    break 'scripts;
+                }
             }
         }
         self.stop_if_interrupted()?;
@@ -251,10 +269,10 @@ impl Runner {
 
     /// Run one item. At the prompt every error is shown and `Ok` returned;
     /// in a script an error stops it unless `--continue-on-error`.
-    pub async fn run_item(&mut self, item: &Item) -> Result<Flow> {
+    pub async fn run_item(&mut self, item: &Item, data: &mut dyn CopyData) -> Result<Flow> {
         let result = match item {
             Item::Meta(line) => match line.parse::<Meta>() {
-                Ok(meta) => Box::pin(self.run_meta(meta)).await,
+                Ok(meta) => Box::pin(self.run_meta(meta, data)).await,
                 Err(err) => Err(StmtError::Local(Failure::usage(err.0).into())),
             },
             Item::Sql(raw) => {
@@ -262,9 +280,14 @@ impl Runner {
                     return Ok(Flow::Continue);
                 }
                 self.statements += 1;
-                self.run_sql(statement_text(raw), None)
-                    .await
-                    .map(|()| Flow::Continue)
+                let lexer = self.lexer();
+                let sql = statement_text_with(raw, lexer);
+                let run = match copy::direction(&sql, lexer) {
+                    Some(copy::Direction::In) => self.copy_in(&sql, data).await,
+                    Some(copy::Direction::Out) => self.copy_out(&sql).await,
+                    None => self.run_sql(&sql, None).await,
+                };
+                run.map(|()| Flow::Continue)
             }
         };
         let err = match result {
@@ -408,7 +431,6 @@ impl Runner {
             }
             Err(err) => return Err(self.statement_failed(sql, &err).await),
         };
-        self.failed_tx = false;
         let types: Option<Vec<_>> = statement
             .as_ref()
             .map(|s| s.columns().iter().map(|c| c.type_().clone()).collect());
@@ -417,15 +439,10 @@ impl Runner {
             .map_err(StmtError::Local)
     }
 
-    /// Turn a failed statement into its message; notice a lost connection
-    /// and, at the prompt, whether a transaction is now failed.
+    /// Turn a failed statement into its message; notice a lost connection.
     async fn statement_failed(&mut self, sql: &str, err: &tokio_postgres::Error) -> StmtError {
         if let Some(db) = err.as_db_error() {
-            let text = server_error(db, sql);
-            if self.interactive() {
-                self.failed_tx = self.transaction_failed().await;
-            }
-            return StmtError::Server(text);
+            return StmtError::Server(server_error(db, sql));
         }
         let closed = err.is_closed() || self.link.is_closed();
         if closed || err.code().is_none() {
@@ -443,23 +460,13 @@ impl Runner {
         StmtError::Server(err.to_string())
     }
 
-    /// `SELECT 1` fails with 25P02 exactly when the transaction is aborted.
-    async fn transaction_failed(&self) -> bool {
-        let Some(client) = self.link.client() else {
-            return false;
-        };
-        match client.simple_query("SELECT 1").await {
-            Ok(_) => false,
-            Err(err) => {
-                err.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION)
-            }
-        }
-    }
-
-    async fn run_meta(&mut self, meta: Meta) -> Result<Flow, StmtError> {
+    async fn run_meta(&mut self, meta: Meta, data: &mut dyn CopyData) -> Result<Flow, StmtError> {
         match meta {
             Meta::Quit => return Ok(Flow::Quit),
-            Meta::Help => self.display.emit(&meta::help()).map_err(StmtError::Local)?,
+            Meta::Help => self
+                .display
+                .emit(&meta::help())
+                .map_err(StmtError::Local)?,
             Meta::Expanded => {
                 self.display.expanded = !self.display.expanded;
                 let state = if self.display.expanded { "on" } else { "off" };
@@ -497,8 +504,29 @@ impl Runner {
             }
             Meta::Include(path) => return self.include(&path).await,
             Meta::Output(path) => self.display.set_output(path).map_err(StmtError::Local)?,
+            Meta::Copy(args) => self.slash_copy(&args, data).await?,
+            Meta::Pset(option, value) => self.pset(&option, value)?,
         }
         Ok(Flow::Continue)
+    }
+
+    /// `\pset null TEXT`: how NULL looks in tables; without TEXT, say it.
+    fn pset(&mut self, option: &str, value: Option<String>) -> Result<(), StmtError> {
+        if option != "null" {
+            return Err(StmtError::Local(
+                Failure::usage(format!("\\pset {option} is not supported"))
+                    .hint("rdsiam has \\pset null TEXT; \\x toggles expanded output, -o picks table, csv or json")
+                    .into(),
+            ));
+        }
+        let set = value.is_some();
+        if let Some(text) = value {
+            self.display.null = text;
+        }
+        if !set || self.interactive() {
+            eprintln!("Null display is \"{}\".", self.display.null);
+        }
+        Ok(())
     }
 
     /// `\i FILE`: run its items. At the prompt Ctrl-C stops the file, not
@@ -516,25 +544,34 @@ impl Runner {
                 .into(),
             ));
         }
-        let text = read_script(path).map_err(StmtError::Local)?;
-        let items = input::split_script(&text);
+        let mut script = Script::open(path).map_err(StmtError::Local)?;
         self.depth += 1;
         let mut stopped = None;
-        for (n, item) in items.iter().enumerate() {
+        let mut n = 0;
+        loop {
+            n += 1;
             if self.interrupts.interrupted() {
-                stopped = Some(format!("stopped by Ctrl-C before item {}", n + 1));
+                stopped = Some(format!("stopped by Ctrl-C before item {n}"));
                 break;
             }
-            match Box::pin(self.run_item(item)).await {
+            let item = match script.next_item(self.link.std_strings()) {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(err) => {
+                    self.depth -= 1;
+                    return Err(StmtError::Local(err));
+                }
+            };
+            match Box::pin(self.run_item(&item, &mut script)).await {
                 Ok(Flow::Continue) => {}
                 // `\q` inside a file ends that file, as in psql.
                 Ok(Flow::Quit) => break,
                 Ok(Flow::NotSent) => {
-                    stopped = Some(format!("item {} was not sent", n + 1));
+                    stopped = Some(format!("item {n} was not sent"));
                     break;
                 }
                 Ok(Flow::Stopped) => {
-                    stopped = Some(format!("item {} stopped", n + 1));
+                    stopped = Some(format!("item {n} stopped"));
                     break;
                 }
                 Err(err) => {
@@ -548,23 +585,13 @@ impl Runner {
             None => Ok(Flow::Continue),
             Some(why) => {
                 eprintln!(
-                    "\\i {}: {why} (of {}); the rest of the file did not run",
+                    "\\i {}: {why}; the rest of the file did not run",
                     path.display(),
-                    items.len()
                 );
                 Ok(Flow::Stopped)
             }
         }
     }
-}
-
-/// Read a script file, with a message that says what to do.
-pub fn read_script(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|err| {
-        Failure::usage(format!("cannot read {}: {err}", path.display()))
-            .hint("check the path; -f - reads the script from stdin")
-            .into()
-    })
 }
 
 /// A note about the session: plain at the prompt, `rdsiam: warning:` in a

@@ -21,6 +21,8 @@ pub(super) struct Display {
     pub(super) format: SqlOutput,
     pub(super) expanded: bool,
     pub(super) timing: bool,
+    /// How NULL looks in tables (`\pset null`).
+    pub(super) null: String,
     /// `\o FILE`: results go there instead of stdout.
     out: Option<(PathBuf, File)>,
 }
@@ -31,6 +33,7 @@ impl Display {
             format,
             expanded: false,
             timing,
+            null: render::NULL.to_owned(),
             out: None,
         }
     }
@@ -85,11 +88,12 @@ impl Display {
                         text.push('\n');
                     }
                     if self.expanded {
-                        text.push_str(&render::expanded(set));
+                        text.push_str(&render::expanded(set, &self.null));
                     } else {
                         text.push_str(&render::table(
                             set,
                             self.out.is_none() && std::io::stdout().is_terminal(),
+                            &self.null,
                         ));
                     }
                     let rows = if set.rows.len() == 1 { "row" } else { "rows" };
@@ -130,6 +134,30 @@ impl Display {
                 .write_all(text.as_bytes())
                 .with_context(|| format!("writing to {}", path.display())),
             None => print(text),
+        }
+    }
+
+    /// COPY data, as it comes, to the same place as results.
+    pub(super) fn emit_bytes(&mut self, data: &[u8]) -> Result<()> {
+        match &mut self.out {
+            Some((path, file)) => file
+                .write_all(data)
+                .with_context(|| format!("writing to {}", path.display())),
+            None => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(data)?;
+                out.flush()?;
+                Ok(())
+            }
+        }
+    }
+
+    /// A command tag after COPY, in table format only (as other tags).
+    pub(super) fn tag(&mut self, tag: &str) -> Result<()> {
+        if self.format == SqlOutput::Table {
+            self.emit(&format!("{tag}\n"))
+        } else {
+            Ok(())
         }
     }
 }

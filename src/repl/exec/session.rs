@@ -1,10 +1,14 @@
 //! The session behind the runner: one live connection at a time, lost and
 //! reopened with a fresh token, and the cancel request for it.
 
+use std::time::Duration;
+
 use anyhow::Result;
+use tokio_postgres::SimpleQueryMessage;
 
 use crate::commands::Resolved;
 use crate::connect::{Connector, Session};
+use crate::tap::TxStatus;
 
 use super::StmtError;
 use super::interrupt::Interrupts;
@@ -15,6 +19,9 @@ pub(super) struct Link {
     resolved: Resolved,
     dbname: Option<String>,
     session: Option<Session>,
+    /// The session's backend process, for `pg_cancel_backend` when a
+    /// cancel request does not arrive.
+    pid: Option<i32>,
     /// A session existed and was lost: the next connect says what that cost.
     lost: bool,
 }
@@ -26,6 +33,7 @@ impl Link {
             resolved,
             dbname,
             session: None,
+            pid: None,
             lost: false,
         }
     }
@@ -41,12 +49,58 @@ impl Link {
 
     /// Log in now (a fresh token), so a bad login fails before any input.
     pub(super) async fn connect(&mut self) -> Result<()> {
-        let session = self
-            .connector
-            .connect(&self.resolved, self.dbname.as_deref())
-            .await?;
-        self.session = Some(session);
+        let session = open(&self.connector, &self.resolved, self.dbname.as_deref()).await?;
+        self.adopt(session).await;
         Ok(())
+    }
+
+    /// Take a fresh session: notices on stderr from now on, and its
+    /// backend's pid asked for while it is idle (a running statement can
+    /// only be cancelled by pid from elsewhere, and behind a pooling proxy
+    /// the cancel key may not name the backend).
+    async fn adopt(&mut self, session: Session) {
+        session.watch.print_notices(true);
+        self.pid = match session.client.simple_query("SELECT pg_backend_pid()").await {
+            Ok(messages) => messages.iter().find_map(|m| match m {
+                SimpleQueryMessage::Row(row) => row.get(0).and_then(|v| v.parse().ok()),
+                _ => None,
+            }),
+            Err(_) => None,
+        };
+        self.session = Some(session);
+    }
+
+    /// Whether `standard_conforming_strings` is on in the session (on
+    /// when there is none: the default, and what the next one will say).
+    pub(super) fn std_strings(&self) -> bool {
+        self.session.as_ref().is_none_or(|s| s.watch.std_strings())
+    }
+
+    pub(super) fn tx_status(&self) -> TxStatus {
+        self.session
+            .as_ref()
+            .map_or(TxStatus::Unknown, |s| s.watch.tx_status())
+    }
+
+    /// The session's backend pid, when known.
+    pub(super) fn pid(&self) -> Option<i32> {
+        self.pid
+    }
+
+    /// Cancel backend `pid` from a second connection (fresh token), for
+    /// when the cancel request did not take effect: a pooling proxy may not
+    /// route it to the backend. `Ok(false)`: nothing was cancelled.
+    pub(super) async fn cancel_through_second_connection(&self, pid: i32) -> Result<bool> {
+        let session = open(&self.connector, &self.resolved, self.dbname.as_deref()).await?;
+        let sql = format!("SELECT pg_cancel_backend({pid})");
+        let query = session.client.simple_query(&sql);
+        let messages = tokio::time::timeout(self.connector.timeout, query)
+            .await
+            .map_err(|_| anyhow::anyhow!("pg_cancel_backend({pid}) got no answer in time"))??;
+        Ok(messages.iter().any(|m| match m {
+            SimpleQueryMessage::Row(row) => row.get(0) == Some("t"),
+            _ => false,
+        }))
     }
 
     /// The live session's client. Call after [`Link::ensure`] succeeded.
@@ -65,19 +119,19 @@ impl Link {
     /// we stopped waiting for, so it is not to be trusted with another one.
     pub(super) fn drop_session(&mut self) {
         self.session = None;
+        self.pid = None;
         self.lost = true;
     }
 
     /// Make sure there is a live session, reconnecting (new token) when the
     /// last one died. At the prompt Ctrl-C abandons a reconnect that hangs
     /// (a stalled network waits for the connect timeout otherwise); in a
-    /// script a lost session stops the script instead. `Ok(true)`: a lost
-    /// session was replaced, so its state (transaction, SETs) is gone.
+    /// script a lost session stops the script instead.
     pub(super) async fn ensure(
         &mut self,
         interactive: bool,
         interrupts: &mut Interrupts,
-    ) -> Result<bool, StmtError> {
+    ) -> Result<(), StmtError> {
         // Let the connection task see an EOF that arrived while we waited
         // at the prompt (the runtime only runs inside block_on).
         for _ in 0..4 {
@@ -91,16 +145,14 @@ impl Link {
             );
         }
         if self.session.is_some() {
-            return Ok(false);
+            return Ok(());
         }
         if !interactive && self.lost {
             return Err(StmtError::Lost(
                 "the connection to the server was lost; stopping so the rest of the script does not run outside its session".to_owned(),
             ));
         }
-        let connect = self
-            .connector
-            .connect(&self.resolved, self.dbname.as_deref());
+        let connect = open(&self.connector, &self.resolved, self.dbname.as_deref());
         let connected = if interactive {
             tokio::select! {
                 result = connect => Some(result),
@@ -111,15 +163,14 @@ impl Link {
         };
         match connected {
             Some(Ok(session)) => {
-                self.session = Some(session);
+                self.adopt(session).await;
                 if std::mem::take(&mut self.lost) {
                     super::note(
                         interactive,
                         "reconnected; session state was lost: any open transaction was rolled back, SET values and temporary tables are gone",
                     );
-                    return Ok(true);
                 }
-                Ok(false)
+                Ok(())
             }
             Some(Err(err)) => Err(StmtError::NotSent(format!(
                 "{}\nrdsiam: not connected, so the statement was not sent",
@@ -167,3 +218,12 @@ impl Link {
         )
     }
 }
+
+/// A new session (see [`Connector::connect`]).
+async fn open(connector: &Connector, resolved: &Resolved, dbname: Option<&str>) -> Result<Session> {
+    connector.connect(resolved, dbname).await
+}
+
+/// How long a cancel request may take to stop a statement before the
+/// second connection's `pg_cancel_backend` does it.
+pub(super) const CANCEL_FALLBACK_AFTER: Duration = Duration::from_secs(2);
