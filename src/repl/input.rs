@@ -7,8 +7,7 @@
 //! single-quoted strings (`''` doubled; backslash escapes in `E''` strings,
 //! and in plain ones too when the server says `standard_conforming_strings`
 //! is off — the caller passes that in, as it is when the statement is read),
-//! `B''`/`X''`/`U&''` strings, strings continued across a newline (`'a'`
-//! newline `'b'`), double-quoted identifiers, dollar quotes with tags
+//! `B''`/`X''`/`U&''` strings, double-quoted identifiers, dollar quotes with tags
 //! (`$fn$ … $fn$`, which may start right after a number: `1$$`), `--` line
 //! comments and nested `/* */` comments. Identifiers (which may hold `$`),
 //! numbers (with PostgreSQL 15's trailing-junk rule) and parameters (`$1`)
@@ -114,8 +113,8 @@ pub fn is_blank(sql: &str) -> bool {
 }
 
 /// The statement to send: comments at the front and the final `;` (or `\g`
-/// line) removed, surrounding whitespace trimmed, and `\;` turned into the
-/// `;` it stands for. Comments inside are kept (the server handles them,
+/// line) removed, surrounding whitespace trimmed, `\;` turned into the `;`
+/// it stands for, and empty lines outside quotes left out, as psql does. Comments inside are kept (the server handles them,
 /// and error positions stay meaningful). Total: any text gives a result.
 pub fn statement_text(raw: &str) -> Cow<'_, str> {
     statement_text_with(raw, Lexer::default())
@@ -143,14 +142,13 @@ pub fn statement_text_with(raw: &str, lexer: Lexer) -> Cow<'_, str> {
         None => s.strip_suffix(';').unwrap_or(s),
     };
     let s = s.trim_end();
-    let escapes = psql_escapes(s, lexer);
-    if escapes.is_empty() {
+    let cuts = psql_cuts(s, lexer);
+    if cuts.is_empty() {
         return Cow::Borrowed(s);
     }
-    // `\;` and `\:` lose their backslash, as psql forces the character in.
     let mut out = String::with_capacity(s.len());
     let mut last = 0;
-    for at in escapes {
+    for at in cuts {
         out.push_str(&s[last..at]);
         last = at + 1;
     }
@@ -211,10 +209,13 @@ fn go_command_start(s: &str, lexer: Lexer) -> Option<usize> {
     last.filter(|&at| !b[at..].contains(&b'\n') || b[at..].ends_with(b"\n"))
 }
 
-/// Offsets of the backslashes of `\;` and `\:` outside quotes and comments.
-fn psql_escapes(s: &str, lexer: Lexer) -> Vec<usize> {
+/// The single bytes psql leaves out of what it sends, in order: the
+/// backslash of `\;` and `\:` (it forces the character in), and the line
+/// end of each empty line outside quotes and comments (psql skips empty
+/// lines there; it reads a script a line at a time).
+fn psql_cuts(s: &str, lexer: Lexer) -> Vec<usize> {
     let b = s.as_bytes();
-    if !b.contains(&b'\\') {
+    if !b.contains(&b'\\') && !s.contains("\n\n") {
         return Vec::new();
     }
     let scan = Scan { b, lexer };
@@ -222,6 +223,10 @@ fn psql_escapes(s: &str, lexer: Lexer) -> Vec<usize> {
     let mut i = 0;
     while i < b.len() {
         match scan.token(i) {
+            Some(Token::Other(end)) if b[i] == b'\n' && i > 0 && b[i - 1] == b'\n' => {
+                out.push(i);
+                i = end;
+            }
             Some(Token::Backslash) => {
                 if matches!(b.get(i + 1), Some(b';' | b':')) {
                     out.push(i);
@@ -507,49 +512,18 @@ fn is_ident_cont(c: u8) -> bool {
 }
 
 /// Index just past the quote closing the string whose body starts at
-/// `body` (`''` doubled; `\` escapes when `escapes`), following it across
-/// whitespace holding a newline into a continuation (`'a'` newline `'b'`),
-/// which is read the same way. `None`: it is not closed yet.
+/// `body` (`''` doubled; `\` escapes when `escapes`). `None`: it is not
+/// closed yet. A string continued over a newline (`E'a'` newline `'b'`) is
+/// two strings here, the second of the plain kind: psql lexes a script a
+/// line at a time, so its lexer never sees the continuation either.
 fn string_end(b: &[u8], body: usize, escapes: bool) -> Option<usize> {
     let mut j = body;
     loop {
         match *b.get(j)? {
             b'\\' if escapes => j += 2,
             b'\'' if b.get(j + 1) == Some(&b'\'') => j += 2,
-            b'\'' => match continuation(b, j + 1) {
-                Some(next) => j = next,
-                None => return Some(j + 1),
-            },
+            b'\'' => return Some(j + 1),
             _ => j += 1,
-        }
-    }
-}
-
-/// After a closing quote at `i - 1`: when whitespace with a newline (and
-/// `--` comments) and then a quote follow, the index just past that quote.
-fn continuation(b: &[u8], i: usize) -> Option<usize> {
-    let mut j = i;
-    let mut newline = false;
-    loop {
-        match *b.get(j)? {
-            b' ' | b'\t' | b'\x0c' => j += 1,
-            b'\n' | b'\r' => {
-                newline = true;
-                j += 1;
-            }
-            b'-' if b.get(j + 1) == Some(&b'-') => {
-                j += 2;
-                while b.get(j).is_some_and(|&c| c != b'\n' && c != b'\r') {
-                    j += 1;
-                }
-                // A comment before the newline is horizontal space; one
-                // after it must itself end with a newline.
-                if newline && b.get(j).is_none() {
-                    return None;
-                }
-            }
-            b'\'' if newline => return Some(j + 1),
-            _ => return None,
         }
     }
 }
@@ -957,6 +931,10 @@ mod tests {
         assert_eq!(statement_text("select 1 \\g\n"), "select 1");
         assert_eq!(statement_text("select 1\\; select 2;"), "select 1; select 2");
         assert_eq!(statement_text("select ':a\\;'\\:x;"), "select ':a\\;':x");
+        assert_eq!(
+            statement_text("select 1,\n\n\n  'a\n\nb' -- c\n\n/* \n\n */ from t;"),
+            "select 1,\n  'a\n\nb' -- c\n/* \n\n */ from t"
+        );
     }
 
     #[test]
@@ -995,10 +973,11 @@ mod tests {
 
     #[test]
     fn prefixed_and_continued_strings() {
-        // A string continued over a newline keeps its kind (E: escapes).
+        // A string continued over a newline is a new plain string to psql,
+        // which lexes line by line.
         let (items, rest) = split("select E'a'\n  '\\';'; select 2;");
-        assert_eq!(sql(&items), ["select E'a'\n  '\\';'", "select 2"]);
-        assert_eq!(rest, "");
+        assert_eq!(sql(&items), ["select E'a'\n  '\\'"]);
+        assert_eq!(rest, "'; select 2;");
         // Without the newline it is a new, plain string.
         let (items, _) = split("select E'a' '\\'; select 2;");
         assert_eq!(sql(&items), ["select E'a' '\\'", "select 2"]);

@@ -28,6 +28,16 @@ pub trait CopyData {
     fn interactive(&self) -> bool {
         false
     }
+
+    /// The COPY starts: in a script its data begins on the next line, and
+    /// what follows the statement on its own line waits until the data
+    /// ends, as in psql.
+    fn start(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The data ended (at `\.`, the end of input, or an error).
+    fn end(&mut self) {}
 }
 
 /// A script being read.
@@ -47,6 +57,8 @@ pub struct Script {
     scanned: usize,
     /// `-c`: COPY data comes from stdin, as with psql, not from the text.
     data_from_stdin: bool,
+    /// The rest of a COPY statement's line, set aside while its data is read.
+    held: Option<String>,
 }
 
 impl Script {
@@ -90,6 +102,7 @@ impl Script {
             eof: false,
             scanned: 0,
             data_from_stdin: false,
+            held: None,
         }
     }
 
@@ -170,10 +183,37 @@ impl Script {
 }
 
 impl CopyData for Script {
+    fn start(&mut self) -> Result<()> {
+        if self.data_from_stdin {
+            return Ok(());
+        }
+        let rest = self.line()?.unwrap_or_default();
+        if !rest.trim().is_empty() {
+            self.held = Some(rest);
+        }
+        Ok(())
+    }
+
+    fn end(&mut self) {
+        if let Some(held) = self.held.take() {
+            self.buf.replace_range(..self.pos, "");
+            self.buf.insert_str(0, &held);
+            self.buf.insert(held.len(), '\n');
+            self.pos = 0;
+        }
+    }
+
     fn data_line(&mut self) -> Result<Option<String>> {
         if self.data_from_stdin {
             return StdinData.data_line();
         }
+        self.line()
+    }
+}
+
+impl Script {
+    /// The next line of the input, without its line end.
+    fn line(&mut self) -> Result<Option<String>> {
         loop {
             let rest = &self.buf[self.pos..];
             if let Some(p) = rest.find('\n') {

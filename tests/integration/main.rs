@@ -8,5 +8,6 @@ mod db;
 mod psql;
 mod resolve;
 mod sql;
+mod sql_compat;
 mod support;
 mod token;

@@ -257,30 +257,10 @@ impl Runner {
         let result: Result<u64, CopyError> = async {
             match source {
                 Source::Lines(data) => {
-                    if data.interactive() {
-                        eprintln!(
-                            "Enter data to be copied followed by a newline.\nEnd with a backslash and a period on a line by itself, or an EOF signal."
-                        );
-                    }
-                    let mut lines = 0usize;
-                    while let Some(line) = data.data_line().map_err(CopyError::Local)? {
-                        if line == "\\." {
-                            break;
-                        }
-                        chunk.extend_from_slice(line.as_bytes());
-                        chunk.extend_from_slice(b"\n");
-                        lines += 1;
-                        if chunk.len() >= CHUNK {
-                            sink.send(chunk.split().freeze())
-                                .await
-                                .map_err(CopyError::Server)?;
-                        }
-                        if lines % 1024 == 0 && self.interrupts.interrupted() {
-                            return Err(CopyError::Local(anyhow::anyhow!(
-                                "COPY stopped by Ctrl-C; no row was copied"
-                            )));
-                        }
-                    }
+                    data.start().map_err(CopyError::Local)?;
+                    let read = read_lines(data, &mut sink, &mut chunk, &mut self.interrupts).await;
+                    data.end();
+                    read?;
                 }
                 Source::File(mut file, path) => loop {
                     chunk.resize(CHUNK, 0);
@@ -381,6 +361,40 @@ impl Runner {
             Some(Err(CopyError::Local(err))) => Err(StmtError::Local(err)),
         }
     }
+}
+
+/// Send data lines up to `\.` (or the end of input) through `sink`.
+async fn read_lines(
+    data: &mut dyn CopyData,
+    sink: &mut std::pin::Pin<&mut tokio_postgres::CopyInSink<Bytes>>,
+    chunk: &mut BytesMut,
+    interrupts: &mut super::interrupt::Interrupts,
+) -> Result<(), CopyError> {
+    if data.interactive() {
+        eprintln!(
+            "Enter data to be copied followed by a newline.\nEnd with a backslash and a period on a line by itself, or an EOF signal."
+        );
+    }
+    let mut lines = 0usize;
+    while let Some(line) = data.data_line().map_err(CopyError::Local)? {
+        if line == "\\." {
+            break;
+        }
+        chunk.extend_from_slice(line.as_bytes());
+        chunk.extend_from_slice(b"\n");
+        lines += 1;
+        if chunk.len() >= CHUNK {
+            sink.send(chunk.split().freeze())
+                .await
+                .map_err(CopyError::Server)?;
+        }
+        if lines % 1024 == 0 && interrupts.interrupted() {
+            return Err(CopyError::Local(anyhow::anyhow!(
+                "COPY stopped by Ctrl-C; no row was copied"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
