@@ -50,6 +50,8 @@ pub struct Script {
     pos: usize,
     /// Bytes of a UTF-8 character cut by the end of the last read.
     partial: Vec<u8>,
+    /// Where reads land, kept between reads.
+    readbuf: Vec<u8>,
     eof: bool,
     /// Buffer length at the last failed look for an item: the next look
     /// waits until the buffer has grown enough that rescanning stays
@@ -99,6 +101,7 @@ impl Script {
             buf: String::new(),
             pos: 0,
             partial: Vec::new(),
+            readbuf: Vec::new(),
             eof: false,
             scanned: 0,
             data_from_stdin: false,
@@ -138,40 +141,50 @@ impl Script {
         }
     }
 
-    /// Read once more (at least a chunk), keeping what is not handed out.
+    /// Read once more (up to a chunk, or as much as is buffered when that
+    /// is more), keeping what is not handed out.
     fn fill(&mut self) -> Result<()> {
         if self.pos > 0 && self.pos * 2 >= self.buf.len() {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
         let want = CHUNK.max(self.buf.len() - self.pos);
-        let mut bytes = std::mem::take(&mut self.partial);
-        let start = bytes.len();
-        bytes.resize(start + want, 0);
+        if self.readbuf.len() < want {
+            self.readbuf.resize(want, 0);
+        }
         let n = loop {
-            match self.reader.read(&mut bytes[start..]) {
+            match self.reader.read(&mut self.readbuf[..want]) {
                 Ok(n) => break n,
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(self.unreadable(&err.to_string())),
             }
         };
-        bytes.truncate(start + n);
         if n == 0 {
             self.eof = true;
-            if !bytes.is_empty() {
+            if !self.partial.is_empty() {
                 return Err(self.unreadable("it is not UTF-8 text"));
             }
             return Ok(());
         }
-        let valid = match std::str::from_utf8(&bytes) {
+        let joined;
+        let bytes: &[u8] = if self.partial.is_empty() {
+            &self.readbuf[..n]
+        } else {
+            let mut v = std::mem::take(&mut self.partial);
+            v.extend_from_slice(&self.readbuf[..n]);
+            joined = v;
+            &joined
+        };
+        let valid = match std::str::from_utf8(bytes) {
             Ok(text) => text.len(),
             // A character cut by the read ends it: keep its bytes for next time.
             Err(err) if err.error_len().is_none() => err.valid_up_to(),
             Err(_) => return Err(self.unreadable("it is not UTF-8 text")),
         };
-        self.buf
-            .push_str(std::str::from_utf8(&bytes[..valid]).expect("checked above"));
-        self.partial = bytes[valid..].to_vec();
+        let text = std::str::from_utf8(&bytes[..valid]).expect("checked above");
+        self.buf.push_str(text);
+        let rest = bytes[valid..].to_vec();
+        self.partial = rest;
         Ok(())
     }
 
@@ -341,16 +354,25 @@ mod tests {
                 s.next_item(true).unwrap(),
                 Some(Item::Sql(" copy t from stdin;".into()))
             );
-            // The rest of the COPY's line is not data.
-            assert_eq!(s.data_line().unwrap().as_deref(), Some(""));
+            s.start().unwrap();
             assert_eq!(s.data_line().unwrap().as_deref(), Some("1\tü"));
             assert_eq!(s.data_line().unwrap().as_deref(), Some("\\."));
+            s.end();
             assert_eq!(
                 s.next_item(true).unwrap(),
                 Some(Item::Sql("select 2\n".into()))
             );
             assert_eq!(s.next_item(true).unwrap(), None);
         }
+        // What follows the COPY on its line runs after the data, as in psql.
+        let mut s = script("copy t from stdin; select 3;\n1\n\\.\nselect 4;", 3);
+        s.next_item(true).unwrap();
+        s.start().unwrap();
+        assert_eq!(s.data_line().unwrap().as_deref(), Some("1"));
+        assert_eq!(s.data_line().unwrap().as_deref(), Some("\\."));
+        s.end();
+        assert_eq!(s.next_item(true).unwrap().unwrap().raw(), " select 3;");
+        assert_eq!(s.next_item(true).unwrap().unwrap().raw(), "\nselect 4;");
     }
 
     #[test]

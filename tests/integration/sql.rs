@@ -592,6 +592,21 @@ fn sql_interactive_session_through_a_terminal() {
     term.line("rollback;");
     term.expect("iamuserapp@app=> ");
 
+    // COPY FROM STDIN at the prompt: the data lines typed next, to `\.`.
+    term.line("create temp table typed (a int);");
+    term.expect("iamuserapp@app=> ");
+    term.line("copy typed from stdin;");
+    term.expect("End with a backslash and a period");
+    term.expect(">> ");
+    term.line("7");
+    term.expect(">> ");
+    term.line("\\.");
+    term.expect("COPY 1");
+    term.expect("iamuserapp@app=> ");
+    term.line("select sum(a) as typed_sum from typed;");
+    term.expect("typed_sum");
+    term.expect("iamuserapp@app=> ");
+
     // The gate drops the connection while a statement is half typed: it is
     // kept, and runs on a fresh connection with a fresh token.
     let accepted_before = gate
