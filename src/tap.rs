@@ -87,24 +87,24 @@ impl Watch {
             Ok(Some(Message::ReadyForQuery(ready))) => {
                 self.status.store(ready.status(), Ordering::Relaxed);
             }
-            Ok(Some(Message::ParameterStatus(param))) => {
-                if param.name().ok() == Some("standard_conforming_strings") {
-                    let on = param.value().is_ok_and(|v| v == "on");
-                    self.std_strings.store(on, Ordering::Relaxed);
-                }
+            Ok(Some(Message::ParameterStatus(param)))
+                if param.name().ok() == Some("standard_conforming_strings") =>
+            {
+                let on = param.value().is_ok_and(|v| v == "on");
+                self.std_strings.store(on, Ordering::Relaxed);
             }
-            Ok(Some(Message::NoticeResponse(notice))) => {
-                if self.print_notices.load(Ordering::Relaxed) {
-                    let mut fields = notice.fields();
-                    let mut parts: Vec<(u8, String)> = Vec::new();
-                    while let Ok(Some(field)) = fields.next() {
-                        parts.push((
-                            field.type_(),
-                            String::from_utf8_lossy(field.value_bytes()).into_owned(),
-                        ));
-                    }
-                    eprint!("{}", notice_text(&parts));
+            Ok(Some(Message::NoticeResponse(notice)))
+                if self.print_notices.load(Ordering::Relaxed) =>
+            {
+                let mut fields = notice.fields();
+                let mut parts: Vec<(u8, String)> = Vec::new();
+                while let Ok(Some(field)) = fields.next() {
+                    parts.push((
+                        field.type_(),
+                        String::from_utf8_lossy(field.value_bytes()).into_owned(),
+                    ));
                 }
+                eprint!("{}", notice_text(&parts));
             }
             _ => {}
         }
@@ -114,7 +114,12 @@ impl Watch {
 /// A notice the way psql shows it: `NOTICE:  message`, then DETAIL and HINT
 /// lines.
 pub fn notice_text(fields: &[(u8, String)]) -> String {
-    let get = |t: u8| fields.iter().find(|(k, _)| *k == t).map(|(_, v)| v.as_str());
+    let get = |t: u8| {
+        fields
+            .iter()
+            .find(|(k, _)| *k == t)
+            .map(|(_, v)| v.as_str())
+    };
     let severity = get(b'S').or(get(b'V')).unwrap_or("NOTICE");
     let mut out = format!("{severity}:  {}\n", get(b'M').unwrap_or(""));
     if let Some(detail) = get(b'D') {
@@ -204,9 +209,8 @@ where
 {
     type Stream = Tapped<T::Stream>;
     type Error = T::Error;
-    type Future = Pin<
-        Box<dyn std::future::Future<Output = Result<Tapped<T::Stream>, T::Error>> + Send>,
-    >;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Tapped<T::Stream>, T::Error>> + Send>>;
 
     fn connect(self, stream: S) -> Self::Future {
         let watch = self.watch;

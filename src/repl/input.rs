@@ -929,7 +929,10 @@ mod tests {
         assert_eq!(statement_text(""), "");
         assert_eq!(statement_text(";"), "");
         assert_eq!(statement_text("select 1 \\g\n"), "select 1");
-        assert_eq!(statement_text("select 1\\; select 2;"), "select 1; select 2");
+        assert_eq!(
+            statement_text("select 1\\; select 2;"),
+            "select 1; select 2"
+        );
         assert_eq!(statement_text("select ':a\\;'\\:x;"), "select ':a\\;':x");
         assert_eq!(
             statement_text("select 1,\n\n\n  'a\n\nb' -- c\n\n/* \n\n */ from t;"),
@@ -992,10 +995,7 @@ mod tests {
     #[test]
     fn psql_backslash_forms_inside_statements() {
         let (items, rest) = split("select 1 \\; select 2;\nselect 3 \\g\nselect 4\\gx\n");
-        assert_eq!(
-            sql(&items),
-            ["select 1 ; select 2", "select 3", "select 4"]
-        );
+        assert_eq!(sql(&items), ["select 1 ; select 2", "select 3", "select 4"]);
         assert_eq!(rest, "");
         // Streaming: a `\g` or meta-command line without its newline waits.
         let more = Lexer {
@@ -1011,7 +1011,10 @@ mod tests {
     fn words_at_the_top_level() {
         let lexer = Lexer::default();
         assert_eq!(
-            top_level_words("COPY (select 'to stdout') TO STDOUT with (format csv)", lexer),
+            top_level_words(
+                "COPY (select 'to stdout') TO STDOUT with (format csv)",
+                lexer
+            ),
             ["COPY", "TO", "STDOUT", "with"]
         );
         assert_eq!(

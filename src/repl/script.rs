@@ -230,7 +230,10 @@ impl Script {
         loop {
             let rest = &self.buf[self.pos..];
             if let Some(p) = rest.find('\n') {
-                let line = rest[..p].strip_suffix('\r').unwrap_or(&rest[..p]).to_owned();
+                let line = rest[..p]
+                    .strip_suffix('\r')
+                    .unwrap_or(&rest[..p])
+                    .to_owned();
                 self.pos += p + 1;
                 return Ok(Some(line));
             }
@@ -305,9 +308,9 @@ impl CopyData for FileData {
                 line.pop();
             }
         }
-        String::from_utf8(line)
-            .map(Some)
-            .map_err(|_| Failure::usage(format!("cannot read {}: it is not UTF-8", self.name)).into())
+        String::from_utf8(line).map(Some).map_err(|_| {
+            Failure::usage(format!("cannot read {}: it is not UTF-8", self.name)).into()
+        })
     }
 }
 
@@ -337,7 +340,10 @@ mod tests {
     fn script(text: &str, step: usize) -> Script {
         Script::from_reader(
             "test",
-            Box::new(Trickle(std::io::Cursor::new(text.as_bytes().to_vec()), step)),
+            Box::new(Trickle(
+                std::io::Cursor::new(text.as_bytes().to_vec()),
+                step,
+            )),
         )
     }
 
@@ -386,7 +392,8 @@ mod tests {
 
     #[test]
     fn bad_utf8_is_an_error_not_a_panic() {
-        let mut s = Script::from_reader("x", Box::new(std::io::Cursor::new(vec![b's', 0xff, b';'])));
+        let mut s =
+            Script::from_reader("x", Box::new(std::io::Cursor::new(vec![b's', 0xff, b';'])));
         assert!(s.next_item(true).is_err());
         let mut s = Script::from_reader("x", Box::new(std::io::Cursor::new(vec![b's', 0xc3])));
         assert!(s.next_item(true).is_err());

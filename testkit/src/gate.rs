@@ -746,30 +746,33 @@ struct Recorder<S> {
 }
 
 impl<S> Recorder<S> {
+    /// The whole length of the message being read (type byte included), once its header is in.
+    fn frame_len(&self) -> Option<usize> {
+        let head = self.frame.get(1..5)?;
+        Some(u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize + 1)
+    }
+
     fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
-            let want = if self.frame.len() < 5 {
-                5 - self.frame.len()
-            } else {
-                let len = u32::from_be_bytes([self.frame[1], self.frame[2], self.frame[3], self.frame[4]]);
-                (len as usize + 1).saturating_sub(self.frame.len())
+            let want = match self.frame_len() {
+                Some(len) => len.saturating_sub(self.frame.len()),
+                None => 5 - self.frame.len(),
             };
             let n = want.min(data.len());
             self.frame.extend_from_slice(&data[..n]);
             data = &data[n..];
-            let complete = self.frame.len() >= 5 && {
-                let len = u32::from_be_bytes([self.frame[1], self.frame[2], self.frame[3], self.frame[4]]);
-                self.frame.len() >= len as usize + 1
-            };
-            if complete {
+            if self.frame_len().is_some_and(|len| self.frame.len() >= len) {
                 let body = &self.frame[5..];
                 let sql = match self.frame[0] {
                     b'Q' => split_cstr(body).map(|(q, _)| q),
-                    b'P' => split_cstr(body).and_then(|(_, rest)| split_cstr(rest)).map(|(q, _)| q),
+                    b'P' => split_cstr(body)
+                        .and_then(|(_, rest)| split_cstr(rest))
+                        .map(|(q, _)| q),
                     _ => None,
                 };
                 if let Some(sql) = sql {
-                    self.statements.push(String::from_utf8_lossy(sql).into_owned());
+                    self.statements
+                        .push(String::from_utf8_lossy(sql).into_owned());
                 }
                 self.frame.clear();
             }

@@ -163,7 +163,8 @@ fn both(env: &Env, gate: &Gate, script: &[u8]) -> (Vec<String>, Vec<String>, Run
 fn assert_same(by_psql: &[String], by_rdsiam: &[String]) {
     for (n, (p, r)) in by_psql.iter().zip(by_rdsiam).enumerate() {
         assert_eq!(
-            p, r,
+            p,
+            r,
             "statement {n} differs (psql first, rdsiam second); before it: {:?}",
             by_psql.get(n.saturating_sub(1))
         );
@@ -249,13 +250,20 @@ fn sql_sends_the_statements_psql_sends_for_tricky_scripts() {
     let (by_psql, by_rdsiam, psql_run, sql_run) = both(&env, &gate, script.as_bytes());
     assert_same(&by_psql, &by_rdsiam);
     assert!(by_psql.len() >= 20, "{by_psql:?}");
-    assert!(by_psql.iter().any(|s| s == "select 'a\\';b' as off_1"), "{by_psql:?}");
+    assert!(
+        by_psql.iter().any(|s| s == "select 'a\\';b' as off_1"),
+        "{by_psql:?}"
+    );
     // The server itself rejects `1$$;$$` and `$1$$;$$`: the two failures
     // (psql sends them just so). The rest ran.
     assert_eq!(sql_run.code, 1, "{}", sql_run.stderr);
     assert!(
         sql_run.stderr.contains("rdsiam: 2 of ")
-            && sql_run.stderr.matches("syntax error at or near \"$$;$$\"").count() == 2,
+            && sql_run
+                .stderr
+                .matches("syntax error at or near \"$$;$$\"")
+                .count()
+                == 2,
         "{}",
         sql_run.stderr
     );
@@ -268,7 +276,12 @@ fn sql_sends_the_statements_psql_sends_for_tricky_scripts() {
         sql_run.stderr
     );
     assert!(psql_run.stdout.contains("a';b"), "{}", psql_run.stdout);
-    for want in ["a';b", "tagged", "1\tone\n2\t\\N\n", "last without semicolon"] {
+    for want in [
+        "a';b",
+        "tagged",
+        "1\tone\n2\t\\N\n",
+        "last without semicolon",
+    ] {
         assert!(sql_run.stdout.contains(want), "{want}: {}", sql_run.stdout);
     }
 }
@@ -299,7 +312,11 @@ fn sql_streams_a_large_script_in_bounded_memory() {
     .join()
     .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.matches("20000").count(), count);
     // The whole script is 40 MB; held in memory it would be twice that.
@@ -369,7 +386,11 @@ fn sql_copy_in_and_out_like_psql() {
         at_gate(&env, &gate, "sql", "iamuserapp").args(["-c", "\\copy t from program 'ls'"]),
         2,
     );
-    assert!(run.stderr.contains("PROGRAM is not supported"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("PROGRAM is not supported"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// NOTICE and WARNING reach stderr as psql prints them; NULL is shown
@@ -460,7 +481,10 @@ fn sql_ctrl_c_falls_back_to_pg_cancel_backend() {
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while running() != "1" {
-        assert!(std::time::Instant::now() < deadline, "pg_sleep never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pg_sleep never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let started = std::time::Instant::now();
@@ -474,7 +498,11 @@ fn sql_ctrl_c_falls_back_to_pg_cancel_backend() {
         stderr.contains("from a second connection") && stderr.contains("pg_cancel_backend("),
         "{stderr}"
     );
-    assert!(gate.events().iter().any(|e| e == "cancel dropped"), "{:?}", gate.events());
+    assert!(
+        gate.events().iter().any(|e| e == "cancel dropped"),
+        "{:?}",
+        gate.events()
+    );
     assert_eq!(running(), "0");
 }
 

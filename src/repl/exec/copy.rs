@@ -118,12 +118,11 @@ fn parse_slash_copy(args: &str) -> Result<SlashCopy, String> {
                 name.push(c);
             }
         }
-        let end = end.ok_or_else(|| format!("\\copy: the file name's quote is not closed: {usage}"))?;
+        let end =
+            end.ok_or_else(|| format!("\\copy: the file name's quote is not closed: {usage}"))?;
         (Place::File(PathBuf::from(name)), &quoted[end..])
     } else {
-        let end = after
-            .find(char::is_whitespace)
-            .unwrap_or(after.len());
+        let end = after.find(char::is_whitespace).unwrap_or(after.len());
         let token = &after[..end];
         let place = match token.to_ascii_lowercase().as_str() {
             "" => return Err(format!("\\copy needs a file, STDIN or STDOUT: {usage}")),
@@ -141,9 +140,12 @@ fn parse_slash_copy(args: &str) -> Result<SlashCopy, String> {
     };
     let lower = after.to_ascii_lowercase();
     if (direction == Direction::In && (lower.starts_with("stdout") || lower.starts_with("pstdout")))
-        || (direction == Direction::Out && (lower.starts_with("stdin") || lower.starts_with("pstdin")))
+        || (direction == Direction::Out
+            && (lower.starts_with("stdin") || lower.starts_with("pstdin")))
     {
-        return Err(format!("\\copy: FROM goes with STDIN and TO with STDOUT: {usage}"));
+        return Err(format!(
+            "\\copy: FROM goes with STDIN and TO with STDOUT: {usage}"
+        ));
     }
     let end = match direction {
         Direction::In => "FROM STDIN",
@@ -388,7 +390,7 @@ async fn read_lines(
                 .await
                 .map_err(CopyError::Server)?;
         }
-        if lines % 1024 == 0 && interrupts.interrupted() {
+        if lines.is_multiple_of(1024) && interrupts.interrupted() {
             return Err(CopyError::Local(anyhow::anyhow!(
                 "COPY stopped by Ctrl-C; no row was copied"
             )));
@@ -433,7 +435,15 @@ mod tests {
             parse_slash_copy("t from 'it''s.csv'").unwrap().place,
             Place::File("it's.csv".into())
         );
-        for bad in ["t", "from x", "t from", "t from stdout", "t to stdin", "t from program 'x'", "t from 'x"] {
+        for bad in [
+            "t",
+            "from x",
+            "t from",
+            "t from stdout",
+            "t to stdin",
+            "t from program 'x'",
+            "t from 'x",
+        ] {
             assert!(parse_slash_copy(bad).is_err(), "{bad}");
         }
     }

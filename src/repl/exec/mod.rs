@@ -463,10 +463,7 @@ impl Runner {
     async fn run_meta(&mut self, meta: Meta, data: &mut dyn CopyData) -> Result<Flow, StmtError> {
         match meta {
             Meta::Quit => return Ok(Flow::Quit),
-            Meta::Help => self
-                .display
-                .emit(&meta::help())
-                .map_err(StmtError::Local)?,
+            Meta::Help => self.display.emit(&meta::help()).map_err(StmtError::Local)?,
             Meta::Expanded => {
                 self.display.expanded = !self.display.expanded;
                 let state = if self.display.expanded { "on" } else { "off" };
