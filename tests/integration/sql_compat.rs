@@ -217,7 +217,7 @@ fn sql_sends_the_statements_psql_sends_for_postgresqls_own_scripts() {
 }
 
 /// What the corpus lacks, written to trip a splitter: the server's string
-/// setting changed mid-script, dollar quotes where psql starts them, `\;`,
+/// setting changed mid-script, dollar quotes where psql starts them, `\;`, `\g`,
 /// strings continued over newlines, prefixed strings, nested comments,
 /// BEGIN ATOMIC bodies, and COPY data inline.
 #[test]
@@ -236,6 +236,8 @@ fn sql_sends_the_statements_psql_sends_for_tricky_scripts() {
         "select a$$ from (select 1 as a$$) t;\n",
         "select $abc$ ; $ab$ $abc$ as tagged;\n",
         "select 1 \\; select 2;\n",
+        "select 3 as via_g \\g\n",
+        "select 4 as via_gx\n\\gx\n",
         "select 'a'\n  'b;c' as continued;\n",
         "select B'1', X'ff', N'n;', U&'u;' as prefixed;\n",
         "select /* a /* nested ; */ ; */ 3 as nested;\n",
