@@ -191,13 +191,18 @@ impl Connector {
         if let Some(db) = dbname {
             config.dbname(db);
         }
-        let tls = self.tls_for(&endpoint.host);
+        let watch = std::sync::Arc::new(crate::tap::Watch::default());
+        let tls = crate::tap::Tap::new(self.tls_for(&endpoint.host), watch.clone());
         let (client, connection) = config
             .connect_raw(tcp, tls)
             .await
             .map_err(|err| self.classify(resolved, dbname, &err))?;
         let task = tokio::spawn(connection);
-        Ok(Session { client, task })
+        Ok(Session {
+            client,
+            task,
+            watch,
+        })
     }
 
     /// What a failed handshake means, and what to do about it.
@@ -450,6 +455,8 @@ pub fn host_region(host: &str) -> Option<&str> {
 pub struct Session {
     pub client: Client,
     pub task: tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+    /// Transaction status, parameter changes and notices, off the wire.
+    pub watch: std::sync::Arc<crate::tap::Watch>,
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod pgenv;
 pub mod psqlargs;
 pub mod repl;
 pub mod session;
+pub mod tap;
 pub mod target;
 pub mod tls;
 pub mod token;

@@ -2,17 +2,17 @@
 //! script on stdin it runs the statements and exits (0 when all succeed, 1 on
 //! the first failure or, with `--continue-on-error`, at the end; Ctrl-C
 //! cancels the running statement on the server and stops); on a
-//! terminal it opens the interactive prompt in [`crate::repl`].
+//! terminal it opens the interactive prompt in [`crate::repl`]. Scripts are
+//! read as they run (issue 14), so their size does not matter.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 
 use anyhow::Result;
 
 use crate::cli::SqlArgs;
 use crate::connect::Connector;
-use crate::error::Failure;
-use crate::repl::exec::{Runner, read_script};
-use crate::repl::input::{Item, split_script};
+use crate::repl::exec::{Mode, Runner};
+use crate::repl::script::Script;
 use crate::target::Target;
 
 use super::{Resolved, runtime};
@@ -20,51 +20,51 @@ use super::{Resolved, runtime};
 pub fn run(args: SqlArgs) -> Result<u8> {
     let (target, conn) = Target::with_conn(&args.target, &args.conn)?;
     let connector = Connector::from_args(&conn)?;
-    let script = script(&args)?;
+    let scripts = scripts(&args)?;
     let rt = runtime()?;
     let resolved = match Resolved::local(&target) {
         Some(resolved) => resolved,
         None => rt.block_on(Resolved::load(&target))?,
     };
-    let mut runner = Runner::new(connector, resolved, target.dbname.clone());
-    runner.format = args.output;
-    runner.continue_on_error = args.continue_on_error;
+    let mode = match scripts {
+        Some(_) => Mode::Script {
+            continue_on_error: args.continue_on_error,
+        },
+        None => Mode::Interactive,
+    };
+    let mut runner = Runner::new(
+        connector,
+        resolved,
+        target.dbname.clone(),
+        mode,
+        args.output,
+    );
     rt.block_on(runner.connect())?;
-    match script {
-        Some(items) => {
-            rt.block_on(runner.run_script(&items))?;
+    match scripts {
+        Some(scripts) => {
+            rt.block_on(runner.run_script(scripts))?;
             Ok(0)
         }
         None => crate::repl::interactive(&rt, runner),
     }
 }
 
-/// The statements to run without a prompt: every `-c` in order, then `-f`
-/// (`-f -` is stdin), or stdin when it is not a terminal. `None`: interactive.
-fn script(args: &SqlArgs) -> Result<Option<Vec<Item>>> {
-    let mut items = Vec::new();
-    for command in &args.commands {
-        items.extend(split_script(command));
-    }
+/// The scripts to run without a prompt: every `-c` in order, then `-f`
+/// (`-f -` is stdin), or stdin when it is not a terminal. `None`:
+/// interactive. Files are opened now, so a bad path fails before any
+/// network call.
+fn scripts(args: &SqlArgs) -> Result<Option<Vec<Script>>> {
+    let mut scripts: Vec<Script> = args.commands.iter().map(|c| Script::command(c)).collect();
     match &args.file {
-        Some(path) if path.as_os_str() == "-" => items.extend(split_script(&read_stdin()?)),
-        Some(path) => items.extend(split_script(&read_script(path)?)),
+        Some(path) if path.as_os_str() == "-" => scripts.push(Script::stdin()),
+        Some(path) => scripts.push(Script::open(path)?),
         None if args.commands.is_empty() => {
             if std::io::stdin().is_terminal() {
                 return Ok(None);
             }
-            items.extend(split_script(&read_stdin()?));
+            scripts.push(Script::stdin());
         }
         None => {}
     }
-    Ok(Some(items))
-}
-
-fn read_stdin() -> Result<String> {
-    let mut text = String::new();
-    std::io::stdin().read_to_string(&mut text).map_err(|err| {
-        Failure::usage(format!("cannot read the script from stdin: {err}"))
-            .hint("pipe SQL text (UTF-8) in, or pass -c SQL / -f FILE")
-    })?;
-    Ok(text)
+    Ok(Some(scripts))
 }

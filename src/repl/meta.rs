@@ -19,6 +19,10 @@ pub enum Meta {
     Roles,
     Include(PathBuf),
     Output(Option<PathBuf>),
+    /// `\copy …`: its arguments as typed.
+    Copy(String),
+    /// `\pset OPTION [VALUE]`.
+    Pset(String, Option<String>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +38,8 @@ enum Name {
     Roles,
     Include,
     Output,
+    Copy,
+    Pset,
 }
 
 /// Whether a command takes an argument.
@@ -131,6 +137,20 @@ const COMMANDS: &[Spec] = &[
         usage: " [FILE]",
         help: "send results to FILE; without FILE back to the terminal",
     },
+    Spec {
+        name: Name::Copy,
+        command: "copy",
+        arg: Arg::Required,
+        usage: " ARGS",
+        help: "COPY with the file here: TABLE|(QUERY) FROM|TO 'FILE'|STDIN|STDOUT [WITH …]",
+    },
+    Spec {
+        name: Name::Pset,
+        command: "pset",
+        arg: Arg::Required,
+        usage: " null TEXT",
+        help: "show NULL in tables as TEXT (default ∅)",
+    },
 ];
 
 /// `\?`: the help text, generated from [`COMMANDS`].
@@ -190,6 +210,7 @@ impl FromStr for Meta {
                 "unknown meta-command \\{command}; {hint}type \\? for the list"
             )));
         };
+        let raw = arg;
         let arg = unquote(arg);
         match (spec.arg, arg.is_empty()) {
             (Arg::None, false) => {
@@ -218,6 +239,14 @@ impl FromStr for Meta {
             Name::Roles => Meta::Roles,
             Name::Include => Meta::Include(PathBuf::from(arg)),
             Name::Output => Meta::Output(opt.map(PathBuf::from)),
+            Name::Copy => Meta::Copy(raw.to_owned()),
+            Name::Pset => {
+                let (option, value) = match raw.split_once(char::is_whitespace) {
+                    Some((o, v)) => (o, Some(unquote(v.trim()))),
+                    None => (raw, None),
+                };
+                Meta::Pset(option.to_owned(), value)
+            }
         })
     }
 }
@@ -262,6 +291,14 @@ mod tests {
             Ok(Meta::Output(Some("out.txt".into())))
         );
         assert_eq!("\\o".parse(), Ok(Meta::Output(None)));
+        assert_eq!(
+            "\\copy t from 'a b.csv' with csv".parse(),
+            Ok(Meta::Copy("t from 'a b.csv' with csv".into()))
+        );
+        assert_eq!(
+            "\\pset null '(null)'".parse(),
+            Ok(Meta::Pset("null".into(), Some("(null)".into())))
+        );
     }
 
     #[test]

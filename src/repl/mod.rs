@@ -16,6 +16,7 @@ pub mod exec;
 pub mod input;
 pub mod meta;
 pub mod render;
+pub mod script;
 
 use std::path::PathBuf;
 
@@ -26,10 +27,9 @@ use rustyline::{Config, Editor};
 
 use exec::{LineEnd, Runner};
 
-/// Run the prompt until `\q` or Ctrl-D. The runner is already connected.
+/// Run the prompt until `\q` or Ctrl-D. The runner is already connected,
+/// in [`exec::Mode::Interactive`].
 pub fn interactive(rt: &tokio::runtime::Runtime, mut runner: Runner) -> Result<u8> {
-    runner.interactive = true;
-    runner.timing = true;
     {
         let _guard = rt.enter();
         runner.catch_interrupts();
@@ -75,7 +75,7 @@ pub fn interactive(rt: &tokio::runtime::Runtime, mut runner: Runner) -> Result<u
             buffer.push('\n');
         }
         buffer.push_str(&line);
-        let (spans, rest) = input::split_spans(&buffer);
+        let (spans, rest) = input::split_spans_with(&buffer, runner.lexer());
         if spans.is_empty() {
             if input::is_blank(&buffer) && !buffer.contains("/*") {
                 buffer.clear();
@@ -86,7 +86,10 @@ pub fn interactive(rt: &tokio::runtime::Runtime, mut runner: Runner) -> Result<u
         remember(&mut editor, history.as_deref(), done.trim());
         let rest = rest.trim_start().to_owned();
         let (starts, items): (Vec<usize>, Vec<input::Item>) = spans.into_iter().unzip();
-        match rt.block_on(runner.run_line(&items))? {
+        let mut data = PromptData {
+            editor: &mut editor,
+        };
+        match rt.block_on(runner.run_line(&items, &mut data))? {
             LineEnd::Quit => return Ok(0),
             LineEnd::Done => buffer = rest,
             LineEnd::NotRun(n) => {
@@ -101,17 +104,39 @@ pub fn interactive(rt: &tokio::runtime::Runtime, mut runner: Runner) -> Result<u
     Ok(0)
 }
 
-/// `user@db=> `; `user@db-> ` while a statement continues; `=!>` inside a
-/// failed transaction.
+/// `user@db=> `; `user@db-> ` while a statement continues; psql's `%x`
+/// after it: `=*>` inside a transaction block, `=!>` inside a failed one.
 pub fn prompt(runner: &Runner, continuing: bool) -> String {
-    let mark = if continuing {
-        "-"
-    } else if runner.failed_tx {
-        "=!"
-    } else {
-        "="
-    };
-    format!("{}@{}{mark}> ", runner.user(), runner.database())
+    let state = if continuing { "-" } else { "=" };
+    format!(
+        "{}@{}{state}{}> ",
+        runner.user(),
+        runner.database(),
+        runner.tx_mark()
+    )
+}
+
+/// `COPY … FROM STDIN` typed at the prompt: data lines under `>> ` until
+/// `\.`, Ctrl-D or Ctrl-C (which aborts the COPY).
+struct PromptData<'a> {
+    editor: &'a mut Editor<(), FileHistory>,
+}
+
+impl script::CopyData for PromptData<'_> {
+    fn data_line(&mut self) -> Result<Option<String>> {
+        match self.editor.readline(">> ") {
+            Ok(line) => Ok(Some(line)),
+            Err(ReadlineError::Eof) => Ok(None),
+            Err(ReadlineError::Interrupted) => {
+                Err(anyhow::anyhow!("COPY aborted by Ctrl-C; no row was copied"))
+            }
+            Err(err) => Err(err).context("reading COPY data"),
+        }
+    }
+
+    fn interactive(&self) -> bool {
+        true
+    }
 }
 
 /// `data_dir()/rdsiam/history` (`~/.local/share/rdsiam/history` on Linux).

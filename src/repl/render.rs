@@ -28,14 +28,16 @@ pub struct ResultSet {
     pub rows: Vec<Vec<Option<String>>>,
 }
 
-/// How NULL looks in a table, where an empty cell would be ambiguous.
-pub const NULL: &str = "NULL";
+/// How NULL looks in tables and expanded output unless `\pset null` says
+/// otherwise: not an empty cell (the empty string looks like that) and not
+/// `NULL` (the text 'NULL' looks like that).
+pub const NULL: &str = "∅";
 
-/// A table: a header, one row per row, numbers right-aligned; NULL in
-/// dim italics on a terminal. Tables are drawn without a Describe (see
-/// `exec::Runner::run_sql`), so a column without a type is right-aligned
-/// when every value in it reads as a number.
-pub fn table(rs: &ResultSet, tty: bool) -> String {
+/// A table: a header, one row per row, numbers right-aligned; NULL as
+/// `null` (in dim italics on a terminal). Tables are drawn without a
+/// Describe (see `exec::Runner::run_sql`), so a column without a type is
+/// right-aligned when every value in it reads as a number.
+pub fn table(rs: &ResultSet, tty: bool, null: &str) -> String {
     let mut table = Table::new();
     table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
     if tty {
@@ -71,7 +73,7 @@ pub fn table(rs: &ResultSet, tty: bool) -> String {
                         cell
                     }
                 }
-                None => Cell::new(NULL)
+                None => Cell::new(null)
                     .add_attribute(Attribute::Dim)
                     .add_attribute(Attribute::Italic),
             }
@@ -82,8 +84,8 @@ pub fn table(rs: &ResultSet, tty: bool) -> String {
     out
 }
 
-/// `\x`: one block per row, one line per field.
-pub fn expanded(rs: &ResultSet) -> String {
+/// `\x`: one block per row, one line per field; NULL as `null`.
+pub fn expanded(rs: &ResultSet, null: &str) -> String {
     let width = rs
         .columns
         .iter()
@@ -94,7 +96,7 @@ pub fn expanded(rs: &ResultSet) -> String {
     for (n, row) in rs.rows.iter().enumerate() {
         let _ = writeln!(out, "-[ RECORD {} ]{}", n + 1, "-".repeat(width.max(4)));
         for (col, value) in rs.columns.iter().zip(row) {
-            let value = value.as_deref().unwrap_or(NULL);
+            let value = value.as_deref().unwrap_or(null);
             let mut lines = value.split('\n');
             let _ = writeln!(out, "{:<width$} | {}", col.name, lines.next().unwrap_or(""));
             for line in lines {
@@ -140,13 +142,15 @@ fn csv_record(out: &mut String, fields: &[Option<&str>]) {
     out.push_str("\r\n");
 }
 
-/// A JSON array with one object per row, one row per line. Duplicate column
-/// names (`select 1, 1`) get `_2`, `_3` … so no value is lost.
+/// A JSON array with one object per row, on one line: several result sets
+/// make JSON Lines, one array per line, and one result set is a JSON
+/// document. Duplicate column names (`select 1, 1`) get `_2`, `_3` … so no
+/// value is lost.
 pub fn json(rs: &ResultSet) -> String {
     let keys = unique_names(&rs.columns);
     let mut out = String::from("[");
     for (n, row) in rs.rows.iter().enumerate() {
-        out.push_str(if n == 0 { "\n  {" } else { ",\n  {" });
+        out.push_str(if n == 0 { "{" } else { ", {" });
         for (i, ((key, col), value)) in keys.iter().zip(&rs.columns).zip(row).enumerate() {
             if i > 0 {
                 out.push_str(", ");
@@ -160,7 +164,7 @@ pub fn json(rs: &ResultSet) -> String {
         }
         out.push('}');
     }
-    out.push_str(if rs.rows.is_empty() { "]\n" } else { "\n]\n" });
+    out.push_str("]\n");
     out
 }
 
@@ -221,7 +225,9 @@ fn typed(text: &str, ty: Option<&Type>) -> String {
         },
         Type::JSON | Type::JSONB if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
             // The server's own JSON text, embedded verbatim: no float rounding.
-            text.trim().to_owned()
+            // Raw line breaks in valid JSON are whitespace: spaces keep the
+            // result set on one line.
+            text.trim().replace(['\n', '\r'], " ")
         }
         Type::TIMESTAMPTZ | Type::TIMESTAMP => json_string(&iso_timestamp(text)),
         _ => json_string(text),
@@ -464,7 +470,7 @@ mod tests {
             &[("a", Type::INT4), ("a", Type::INT4)],
             &[&[Some("1"), Some("2")]],
         ));
-        assert_eq!(out, "[\n  {\"a\": 1, \"a_2\": 2}\n]\n");
+        assert_eq!(out, "[{\"a\": 1, \"a_2\": 2}]\n");
     }
 
     #[test]
@@ -553,7 +559,7 @@ mod tests {
                 vec![None, Some("x".into()), None],
             ],
         };
-        let out = table(&r, false);
+        let out = table(&r, false, "NULL");
         // `n` right-aligned, `t` (text in it) and the all-NULL column not.
         assert!(out.contains("│       1 ┆ abc ┆ NULL │"), "{out}");
         assert!(out.contains("│ 12345.5 ┆ 7   ┆ NULL │"), "{out}");
@@ -562,12 +568,17 @@ mod tests {
 
     #[test]
     fn tables_show_null_distinctly() {
-        let r = rs(&[("a", Type::TEXT)], &[&[None], &[Some("")]]);
-        let out = table(&r, false);
-        assert!(out.contains(NULL), "{out}");
-        let out = expanded(&r);
+        let r = rs(
+            &[("a", Type::TEXT)],
+            &[&[None], &[Some("")], &[Some("NULL")]],
+        );
+        let out = table(&r, false, NULL);
+        assert!(out.contains("│ ∅    │"), "{out}");
+        assert!(out.contains("│      │"), "{out}");
+        assert!(out.contains("│ NULL │"), "{out}");
+        let out = expanded(&r, "(null)");
         assert!(
-            out.contains("-[ RECORD 1 ]") && out.contains("a | NULL"),
+            out.contains("-[ RECORD 1 ]") && out.contains("a | (null)"),
             "{out}"
         );
     }

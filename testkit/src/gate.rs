@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -177,6 +177,12 @@ struct Shared {
     /// Live connections: id → the kill generation current when they were accepted.
     live: Mutex<HashMap<u64, u64>>,
     next_id: AtomicU64,
+    /// Drop every CancelRequest instead of forwarding it, as a pooling proxy may.
+    drop_cancels: AtomicBool,
+    /// Record what each spliced session sends (see [`Gate::record_statements`]).
+    recording: AtomicBool,
+    /// Per recorded session, in the order they ended: the SQL of each Query and Parse.
+    statements: Mutex<Vec<Vec<String>>>,
 }
 
 impl Shared {
@@ -296,6 +302,9 @@ impl Gate {
             kill,
             live: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
+            drop_cancels: AtomicBool::new(false),
+            recording: AtomicBool::new(false),
+            statements: Mutex::new(Vec::new()),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let sh = shared.clone();
@@ -387,6 +396,24 @@ impl Gate {
             std::thread::sleep(Duration::from_millis(5));
         }
         eprintln!("rdsiam-gate: some sessions were still open 5 s after drop_all_sessions");
+    }
+
+    /// From now on, drop CancelRequests (each one logs `cancel dropped`) instead of forwarding
+    /// them, as RDS Proxy and other pooling proxies may; `false` forwards them again.
+    pub fn set_drop_cancels(&self, on: bool) {
+        self.shared.drop_cancels.store(on, Ordering::SeqCst);
+    }
+
+    /// From now on, record the SQL text of every Query and Parse message that sessions
+    /// accepted from now on send to PostgreSQL, for tests that compare what two clients sent.
+    pub fn record_statements(&self, on: bool) {
+        self.shared.recording.store(on, Ordering::SeqCst);
+    }
+
+    /// The recorded statements, one list per session that has ended, in the order they
+    /// ended; taken, so the next call starts afresh.
+    pub fn take_statements(&self) -> Vec<Vec<String>> {
+        std::mem::take(&mut *lock(&self.shared.statements))
     }
 
     /// How many client connections are open now.
@@ -689,6 +716,12 @@ where
         Fault::DropAfterBytes(n) => Some(*n),
         _ => None,
     };
+    let client = Recorder {
+        inner: client,
+        on: sh.recording.load(Ordering::SeqCst),
+        frame: Vec::new(),
+        statements: Vec::new(),
+    };
     let mut client = Budget {
         inner: client,
         left: limit,
@@ -712,7 +745,91 @@ where
             limit.unwrap_or(0)
         ));
     }
+    if client.inner.on {
+        lock(&sh.statements).push(std::mem::take(&mut client.inner.statements));
+    }
     Ok(())
+}
+
+/// A client stream that notes the SQL of each Query and Parse message the client sends, when
+/// [`Gate::record_statements`] was on as the session started.
+struct Recorder<S> {
+    inner: S,
+    on: bool,
+    /// Bytes of the message being read (header, then body).
+    frame: Vec<u8>,
+    statements: Vec<String>,
+}
+
+impl<S> Recorder<S> {
+    /// The whole length of the message being read (type byte included), once its header is in.
+    fn frame_len(&self) -> Option<usize> {
+        let head = self.frame.get(1..5)?;
+        Some(u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize + 1)
+    }
+
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let want = match self.frame_len() {
+                Some(len) => len.saturating_sub(self.frame.len()),
+                None => 5 - self.frame.len(),
+            };
+            let n = want.min(data.len());
+            self.frame.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.frame_len().is_some_and(|len| self.frame.len() >= len) {
+                let body = &self.frame[5..];
+                let sql = match self.frame[0] {
+                    b'Q' => split_cstr(body).map(|(q, _)| q),
+                    b'P' => split_cstr(body)
+                        .and_then(|(_, rest)| split_cstr(rest))
+                        .map(|(q, _)| q),
+                    _ => None,
+                };
+                if let Some(sql) = sql {
+                    self.statements
+                        .push(String::from_utf8_lossy(sql).into_owned());
+                }
+                self.frame.clear();
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Recorder<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if self.on
+            && let Poll::Ready(Ok(())) = polled
+        {
+            let this = &mut *self;
+            this.feed(&buf.filled()[before..]);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Recorder<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// How long any one step before the splice may take; a client that opens a connection and
@@ -874,6 +991,10 @@ async fn is_rds_iam_member(backend: &mut BackendStream) -> Result<bool> {
 /// Forwards a CancelRequest's 16 bytes unchanged to PostgreSQL over plain TCP (PostgreSQL
 /// processes cancel requests before any authentication or TLS requirement).
 async fn forward_cancel(sh: &Shared, pkt: &[u8]) -> Result<()> {
+    if sh.drop_cancels.load(Ordering::SeqCst) {
+        sh.event("cancel dropped".to_string());
+        return Ok(());
+    }
     if pkt.len() != 16 {
         sh.event("rejected reason=bad-cancel".to_string());
         bail!("CancelRequest of {} bytes", pkt.len());

@@ -10,6 +10,7 @@ mod layers;
 mod psql;
 mod resolve;
 mod sql;
+mod sql_compat;
 mod support;
 mod token;
 mod usage_first;

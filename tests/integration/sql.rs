@@ -583,13 +583,28 @@ fn sql_interactive_session_through_a_terminal() {
     term.expect("still here");
     term.expect("iamuserapp@app=> ");
 
-    // A failed transaction shows in the prompt until it ends.
+    // A transaction, and a failed one, show in the prompt until it ends.
     term.line("begin;");
-    term.expect("iamuserapp@app=> ");
+    term.expect("iamuserapp@app=*> ");
     term.line("select nope;");
     term.expect("42703");
     term.expect("iamuserapp@app=!> ");
     term.line("rollback;");
+    term.expect("iamuserapp@app=> ");
+
+    // COPY FROM STDIN at the prompt: the data lines typed next, to `\.`.
+    term.line("create temp table typed (a int);");
+    term.expect("iamuserapp@app=> ");
+    term.line("copy typed from stdin;");
+    term.expect("End with a backslash and a period");
+    term.expect(">> ");
+    term.line("7");
+    term.expect(">> ");
+    term.line("\\.");
+    term.expect("COPY 1");
+    term.expect("iamuserapp@app=> ");
+    term.line("select sum(a) as typed_sum from typed;");
+    term.expect("typed_sum");
     term.expect("iamuserapp@app=> ");
 
     // The gate drops the connection while a statement is half typed: it is
@@ -710,7 +725,7 @@ fn sql_interactive_ctrl_c_and_failed_reconnects_lose_nothing() {
     term.expect("57014");
     let out = term.expect("iamuserapp@app=> ");
     assert!(
-        out.contains("stopped by Ctrl-C before item 2 (of 2); the rest of the file did not run"),
+        out.contains("stopped by Ctrl-C before item 2; the rest of the file did not run"),
         "{out}"
     );
     assert!(!out.contains("not reached"), "{out}");

@@ -1,0 +1,201 @@
+//! Ctrl-C while statements run: the SIGINT listener, the "stop what is
+//! left" flag, and the cancel-aware wait around a running statement.
+//!
+//! At the prompt the line editor has the terminal in raw mode, so Ctrl-C
+//! there is a keypress, not a signal; SIGINT only arrives while something
+//! runs. A script listens from its start to its end (once caught, SIGINT no
+//! longer kills the process by itself).
+
+use std::cell::Cell;
+use std::future::Future;
+
+use crate::output::warn;
+
+use super::session::{CANCEL_FALLBACK_AFTER, Link};
+
+/// The SIGINT listener and what it has said since the current line (at the
+/// prompt) or the script started.
+#[derive(Default)]
+pub(super) struct Interrupts {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+    /// Ctrl-C was pressed since the current line started (in a script:
+    /// since it started): what is left of it (and of any `\i` file) does
+    /// not run.
+    cancelled: bool,
+}
+
+impl Interrupts {
+    /// Listen for Ctrl-C from now on: while a query runs it becomes a cancel
+    /// request instead of killing the process. Call inside the runtime.
+    pub(super) fn listen(&mut self) {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::interrupt()) {
+                Ok(sig) => self.signal = Some(sig),
+                Err(err) => warn(&format!("Ctrl-C will not cancel queries: {err}")),
+            }
+        }
+    }
+
+    /// Whether a SIGINT arrived since the last look (taking them all).
+    /// Call inside the runtime.
+    fn take_pending(&mut self) -> bool {
+        #[cfg(unix)]
+        if let Some(sig) = &mut self.signal {
+            let mut any = false;
+            while futures_util::FutureExt::now_or_never(sig.recv()).is_some() {
+                any = true;
+            }
+            return any;
+        }
+        false
+    }
+
+    /// Whether nobody listens yet (so SIGINT still kills the process).
+    pub(super) fn signal_missing(&self) -> bool {
+        #[cfg(unix)]
+        return self.signal.is_none();
+        #[cfg(not(unix))]
+        true
+    }
+
+    /// The next SIGINT; never, when not listening.
+    pub(super) async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(sig) = &mut self.signal
+            && sig.recv().await.is_some()
+        {
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+
+    /// Start a line at the prompt: SIGINTs still queued from before (say,
+    /// pressed while the last result was printed) are not meant for it.
+    pub(super) fn forget(&mut self) {
+        self.take_pending();
+        self.cancelled = false;
+    }
+
+    /// Whether Ctrl-C was pressed since the line started, so what is left
+    /// of it (and of `\i` files) must not run.
+    pub(super) fn interrupted(&mut self) -> bool {
+        if self.take_pending() {
+            self.cancelled = true;
+        }
+        self.cancelled
+    }
+
+    /// Whether Ctrl-C was already seen (without looking for new ones).
+    pub(super) fn was_cancelled(&self) -> bool {
+        self.cancelled
+    }
+
+    /// Remember a Ctrl-C that something else consumed (a cancel, an
+    /// abandoned reconnect).
+    pub(super) fn mark_cancelled(&mut self) {
+        self.cancelled = true;
+    }
+}
+
+/// Wait for `work` (a statement, with its Describe) while turning Ctrl-C
+/// into a cancel request for the session's backend. `cancelled` is set as
+/// soon as a cancel was asked for, so `work` can skip what it has not
+/// started. At the prompt Ctrl-C again sends another cancel once this one
+/// is out; in a script a second Ctrl-C stops the wait at once: `None`.
+/// (Not listening, `interrupts.next()` never fires.)
+///
+/// When the statement still runs [`CANCEL_FALLBACK_AFTER`] after the
+/// cancel request went out — RDS Proxy and other pooling proxies do not
+/// always route one to the backend — it is cancelled once more with
+/// `pg_cancel_backend` on the session's backend pid, from a second
+/// connection, and we say so.
+pub(super) async fn cancellable<T>(
+    work: impl Future<Output = T>,
+    cancelled: &Cell<bool>,
+    interrupts: &mut Interrupts,
+    link: &Link,
+    cancel: tokio_postgres::CancelToken,
+    interactive: bool,
+    statement: usize,
+) -> Option<T> {
+    let mut work = std::pin::pin!(work);
+    // When to fall back to pg_cancel_backend, once a cancel request is out.
+    let mut fallback_at: Option<tokio::time::Instant> = None;
+    loop {
+        let at = fallback_at;
+        let fallback = async move {
+            match at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = &mut work => return Some(result),
+            () = fallback => {
+                fallback_at = None;
+                let Some(pid) = link.pid() else { continue };
+                let request = link.cancel_through_second_connection(pid);
+                let done = if interactive {
+                    Some(request.await)
+                } else {
+                    tokio::select! {
+                        done = request => Some(done),
+                        () = interrupts.next() => None,
+                    }
+                };
+                let secs = CANCEL_FALLBACK_AFTER.as_secs();
+                match done {
+                    Some(Ok(true)) => eprintln!(
+                        "{}the cancel request did not stop the statement within {secs} s (a pooling proxy may not have passed it on); cancelled it with pg_cancel_backend({pid}) from a second connection",
+                        prefix(interactive)
+                    ),
+                    Some(Ok(false)) => eprintln!(
+                        "{}the cancel request did not stop the statement within {secs} s, and pg_cancel_backend({pid}) from a second connection found nothing to cancel",
+                        prefix(interactive)
+                    ),
+                    Some(Err(err)) => eprintln!(
+                        "{}the cancel request did not stop the statement within {secs} s, and cancelling it from a second connection failed: {}",
+                        prefix(interactive),
+                        crate::error::render(&err).trim_start_matches("rdsiam: ")
+                    ),
+                    None => return None,
+                }
+            }
+            () = interrupts.next() => {
+                if !interactive && cancelled.get() {
+                    return None;
+                }
+                cancelled.set(true);
+                if interactive {
+                    eprintln!("cancelling the query…");
+                } else {
+                    eprintln!(
+                        "rdsiam: Ctrl-C: cancelling statement {statement} (Ctrl-C again stops without waiting)"
+                    );
+                }
+                let request = link.cancel(&cancel);
+                let sent = if interactive {
+                    Some(request.await)
+                } else {
+                    tokio::select! {
+                        sent = request => Some(sent),
+                        () = interrupts.next() => None,
+                    }
+                };
+                match sent {
+                    Some(Ok(())) => {}
+                    Some(Err(err)) => eprintln!("{}", crate::error::render(&err)),
+                    None => return None,
+                }
+                fallback_at = Some(tokio::time::Instant::now() + CANCEL_FALLBACK_AFTER);
+            }
+        }
+    }
+}
+
+fn prefix(interactive: bool) -> &'static str {
+    if interactive { "" } else { "rdsiam: " }
+}
