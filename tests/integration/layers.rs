@@ -9,6 +9,7 @@ use std::path::Path;
 /// Layers, lowest first: a module may use modules of lower layers only.
 const LAYERS: &[&[&str]] = &[
     &["output", "files", "hardening", "bounded", "token"],
+    &["tap"],
     &["error"],
     &["ca"],
     &["tls"],
