@@ -73,6 +73,25 @@ impl TestCa {
     /// Entries that parse as IP addresses become IP SANs, the rest DNS SANs; the first entry is
     /// also the subject CN, for tools that still print it.
     pub fn issue(&self, sans: &[&str]) -> Result<(String, String)> {
+        self.issue_until(sans, None)
+    }
+
+    /// Like [`TestCa::issue`], but the certificate expires `valid_for` from now, for tests of
+    /// expiry warnings such as "expires in 10 days".
+    pub fn issue_expiring_in(
+        &self,
+        sans: &[&str],
+        valid_for: std::time::Duration,
+    ) -> Result<(String, String)> {
+        self.issue_until(sans, Some(valid_for))
+    }
+
+    /// A leaf valid from 2020 until `valid_for` from now (`None`: until 2099).
+    fn issue_until(
+        &self,
+        sans: &[&str],
+        valid_for: Option<std::time::Duration>,
+    ) -> Result<(String, String)> {
         let key = KeyPair::generate().context("generating a leaf key")?;
         let names: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
         let mut params = CertificateParams::new(names)
@@ -89,7 +108,15 @@ impl TestCa {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
         params.not_before = date_time_ymd(2020, 1, 1);
-        params.not_after = date_time_ymd(2099, 1, 1);
+        params.not_after = match valid_for {
+            None => date_time_ymd(2099, 1, 1),
+            Some(valid_for) => {
+                let since_epoch = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .context("the system clock is before 1970")?;
+                date_time_ymd(1970, 1, 1) + since_epoch + valid_for
+            }
+        };
         let cert = params
             .signed_by(&key, &self.issuer)
             .with_context(|| format!("issuing a certificate for {sans:?}"))?;

@@ -5,6 +5,7 @@ mod check;
 mod completions;
 mod config;
 mod db;
+mod doctor;
 mod psql;
 mod resolve;
 mod sql;
