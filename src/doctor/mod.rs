@@ -346,6 +346,7 @@ pub async fn diagnose(target: &Target, connector: &Connector, strict: bool) -> R
     };
     let started = Instant::now();
     let (step, stream) = net::network(&endpoint, connector).await;
+    let private = step.details.get("private") == Some(&Value::Bool(true));
     push(&mut report, step, started);
     let not_postgres = found.postgres == Some(false);
     let started = Instant::now();
@@ -355,6 +356,13 @@ pub async fn diagnose(target: &Target, connector: &Connector, strict: bool) -> R
         None => Step::new(6, "tls").skip("needs a TCP connection (step 5)"),
     };
     let tls_ok = !step.is(Status::Fail) && !step.is(Status::Skip);
+    let step = if !tls_ok && private && connector.via.is_none() {
+        // A private address answered, but not as the database: from outside
+        // the VPC that is a middlebox (a corporate proxy, a captive portal).
+        net::tunnel_advice(step, &endpoint)
+    } else {
+        step
+    };
     push(&mut report, step, started);
 
     // 7. Login, 8. Inside.

@@ -49,6 +49,18 @@ pub fn ssm_command(host: &str, port: u16) -> String {
     )
 }
 
+/// A private address out of reach: the tunnel to open and the `--via` to add.
+pub fn tunnel_advice(step: Step, endpoint: &Endpoint) -> Step {
+    let host = &endpoint.host;
+    step.then(format!(
+        "{host} has only private addresses, reachable from inside its VPC; from outside, open a tunnel through a bastion: {}",
+        ssm_command(host, endpoint.port)
+    ))
+    .then(format!(
+        "then add --via 127.0.0.1:{LOCAL_PORT} to this command (the token and TLS still name {host})"
+    ))
+}
+
 /// Step 5. The connection is handed to step 6.
 pub async fn network(endpoint: &Endpoint, connector: &Connector) -> (Step, Option<TcpStream>) {
     let step = Step::new(5, "network");
@@ -150,14 +162,7 @@ pub async fn network(endpoint: &Endpoint, connector: &Connector) -> (Step, Optio
             "is the tunnel running and listening on {via}? Start it with: {}",
             ssm_command(host, port)
         )),
-        None if private => step
-            .then(format!(
-                "{host} has only private addresses, reachable from inside its VPC; from here, open a tunnel through a bastion: {}",
-                ssm_command(host, port)
-            ))
-            .then(format!(
-                "then add --via 127.0.0.1:{LOCAL_PORT} to this command (the token and TLS still name {host})"
-            )),
+        None if private => tunnel_advice(step, endpoint),
         None if kind == std::io::ErrorKind::ConnectionRefused => step.then(format!(
             "nothing listens on port {port} there: check --port (RDS and RDS Proxy use 5432 unless set otherwise)"
         )),
