@@ -385,7 +385,12 @@ pub struct PolicyArgs {
     pub host: Option<String>,
 
     /// Database users the policy allows (repeatable) [default: the target's user, PGUSER]
-    #[arg(short = 'U', long = "user", value_name = "USER", help_heading = "Target")]
+    #[arg(
+        short = 'U',
+        long = "user",
+        value_name = "USER",
+        help_heading = "Target"
+    )]
     pub users: Vec<String>,
 
     /// Account of the resource ARNs [default: from STS GetCallerIdentity]

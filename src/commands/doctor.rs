@@ -47,10 +47,7 @@ pub fn run(args: DoctorArgs) -> Result<u8> {
     if report.exit_code == Kind::Expectation.code() {
         return Err(Failure::new(
             Kind::Expectation,
-            format!(
-                "doctor --strict: {} step(s) warned",
-                report.warnings
-            ),
+            format!("doctor --strict: {} step(s) warned", report.warnings),
         )
         .hint("fix the warnings in the report above, or run without --strict")
         .into());

@@ -11,7 +11,9 @@ use serde::Serialize;
 use crate::aws;
 use crate::cli::{PolicyArgs, PolicyOutput};
 use crate::doctor::API_TIMEOUT;
-use crate::doctor::target::{ProxyDetails, arn_partition_account, dbuser_arn, partition_of, proxy_details};
+use crate::doctor::target::{
+    ProxyDetails, arn_partition_account, dbuser_arn, partition_of, proxy_details,
+};
 use crate::endpoint::{self, Endpoint};
 use crate::error::Failure;
 use crate::output::{print, print_json};
@@ -77,19 +79,26 @@ pub fn run(args: PolicyArgs) -> Result<u8> {
     } else {
         args.users.clone()
     };
-    if let Some(bad) = users.iter().find(|u| u.trim().is_empty() || u.contains('*') || u.contains('?')) {
-        return Err(Failure::usage(format!("`{bad}` is not a database user name"))
-            .hint("pass --user with exact role names (the policy allows no wildcards)")
-            .into());
+    if let Some(bad) = users
+        .iter()
+        .find(|u| u.trim().is_empty() || u.contains('*') || u.contains('?'))
+    {
+        return Err(
+            Failure::usage(format!("`{bad}` is not a database user name"))
+                .hint("pass --user with exact role names (the policy allows no wildcards)")
+                .into(),
+        );
     }
     let mut seen = std::collections::HashSet::new();
     users.retain(|u| seen.insert(u.clone()));
     if let Some(account) = &args.account
         && (account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err(Failure::usage(format!("--account `{account}` is not an AWS account id"))
-            .hint("pass the 12-digit account id, e.g. --account 123456789012")
-            .into());
+        return Err(
+            Failure::usage(format!("--account `{account}` is not an AWS account id"))
+                .hint("pass the 12-digit account id, e.g. --account 123456789012")
+                .into(),
+        );
     }
     let policies = runtime()?.block_on(policies(&target, &users, &args))?;
     match args.output {
@@ -107,9 +116,13 @@ pub fn run(args: PolicyArgs) -> Result<u8> {
 async fn policies(target: &Target, users: &[String], args: &PolicyArgs) -> Result<Vec<Policy>> {
     let aws = aws::load(&target.aws).await?;
     let rds = aws.rds()?;
-    let endpoint = tokio::time::timeout(API_TIMEOUT, endpoint::resolve(&rds, &target.selector, None))
-        .await
-        .map_err(|_| Failure::aws("the RDS API did not answer in time").hint("check --endpoint-url and the network"))??;
+    let endpoint =
+        tokio::time::timeout(API_TIMEOUT, endpoint::resolve(&rds, &target.selector, None))
+            .await
+            .map_err(|_| {
+                Failure::aws("the RDS API did not answer in time")
+                    .hint("check --endpoint-url and the network")
+            })??;
     let proxy = match target.selector {
         Selector::Proxy(_) => Some(
             tokio::time::timeout(API_TIMEOUT, proxy_details(&rds, &endpoint.name))
@@ -123,7 +136,10 @@ async fn policies(target: &Target, users: &[String], args: &PolicyArgs) -> Resul
         .arn
         .as_deref()
         .and_then(arn_partition_account)
-        .map_or_else(|| partition_of(&aws.region).to_owned(), |(p, _)| p.to_owned());
+        .map_or_else(
+            || partition_of(&aws.region).to_owned(),
+            |(p, _)| p.to_owned(),
+        );
     let arns = |resource_id: &str| -> Vec<String> {
         users
             .iter()
@@ -147,7 +163,10 @@ async fn policies(target: &Target, users: &[String], args: &PolicyArgs) -> Resul
             .into());
         }
     };
-    let role = proxy.as_ref().filter(|p| p.iam_to_database()).map(|p| role_policy(p, &slug, &arns));
+    let role = proxy
+        .as_ref()
+        .filter(|p| p.iam_to_database())
+        .map(|p| role_policy(p, &slug, &arns));
     match (args.proxy_role, role, args.output) {
         (true, None, _) => Err(Failure::usage(format!(
             "{} `{}` does not reach its database with IAM (its default auth scheme is not IAM_AUTH), so its role needs no rds-db:connect",
@@ -187,8 +206,15 @@ fn role_policy(
     slug: &str,
     arns: &dyn Fn(&str) -> Vec<String>,
 ) -> Result<Policy> {
-    let role = proxy.role_arn.clone().unwrap_or_else(|| "(the proxy's role)".into());
-    let Some(rid) = proxy.backend.as_ref().and_then(|b| b.resource_id.as_deref()) else {
+    let role = proxy
+        .role_arn
+        .clone()
+        .unwrap_or_else(|| "(the proxy's role)".into());
+    let Some(rid) = proxy
+        .backend
+        .as_ref()
+        .and_then(|b| b.resource_id.as_deref())
+    else {
         return Err(Failure::aws(
             "DescribeDBProxyTargets did not say which database the proxy reaches",
         )
@@ -249,7 +275,13 @@ async fn account(aws: &aws::Aws, endpoint: &Endpoint, flag: Option<&str>) -> Res
 fn slug(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     s.trim_matches('_').to_owned()
 }
@@ -261,14 +293,22 @@ fn terraform(policies: &[Policy]) -> String {
             out.push('\n');
         }
         out.push_str(&format!("# Attach to {}.\n", p.for_whom));
-        out.push_str(&format!("data \"aws_iam_policy_document\" \"{}\" {{\n", p.name));
+        out.push_str(&format!(
+            "data \"aws_iam_policy_document\" \"{}\" {{\n",
+            p.name
+        ));
         out.push_str("  statement {\n");
         out.push_str(&format!("    sid       = \"{}\"\n", p.sid));
         out.push_str("    effect    = \"Allow\"\n");
         out.push_str("    actions   = [\"rds-db:connect\"]\n");
         out.push_str("    resources = [\n");
         for r in &p.resources {
-            out.push_str(&format!("      \"{}\",\n", r.replace('\\', "\\\\").replace('"', "\\\"").replace("${", "$${")));
+            out.push_str(&format!(
+                "      \"{}\",\n",
+                r.replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace("${", "$${")
+            ));
         }
         out.push_str("    ]\n  }\n}\n");
     }
@@ -281,11 +321,18 @@ mod tests {
 
     #[test]
     fn json_document_is_what_iam_takes() {
-        let doc = serde_json::to_value(document("RdsIamConnect", vec!["arn:aws:rds-db:us-east-1:1:dbuser:prx-1/u".into()])).unwrap();
+        let doc = serde_json::to_value(document(
+            "RdsIamConnect",
+            vec!["arn:aws:rds-db:us-east-1:1:dbuser:prx-1/u".into()],
+        ))
+        .unwrap();
         assert_eq!(doc["Version"], "2012-10-17");
         assert_eq!(doc["Statement"][0]["Effect"], "Allow");
         assert_eq!(doc["Statement"][0]["Action"], "rds-db:connect");
-        assert_eq!(doc["Statement"][0]["Resource"][0], "arn:aws:rds-db:us-east-1:1:dbuser:prx-1/u");
+        assert_eq!(
+            doc["Statement"][0]["Resource"][0],
+            "arn:aws:rds-db:us-east-1:1:dbuser:prx-1/u"
+        );
     }
 
     #[test]
@@ -296,9 +343,15 @@ mod tests {
             sid: "RdsIamConnect",
             resources: vec!["arn:aws:rds-db:us-east-1:1:dbuser:prx-1/u".into()],
         }]);
-        assert!(text.contains("data \"aws_iam_policy_document\" \"rdsiam_connect_postgresqlproxy\" {"), "{text}");
+        assert!(
+            text.contains("data \"aws_iam_policy_document\" \"rdsiam_connect_postgresqlproxy\" {"),
+            "{text}"
+        );
         assert!(text.contains("actions   = [\"rds-db:connect\"]"), "{text}");
-        assert!(text.contains("\"arn:aws:rds-db:us-east-1:1:dbuser:prx-1/u\","), "{text}");
+        assert!(
+            text.contains("\"arn:aws:rds-db:us-east-1:1:dbuser:prx-1/u\","),
+            "{text}"
+        );
         assert_eq!(slug("PostgreSqlProxy"), "postgresqlproxy");
         assert_eq!(slug("my-db.1"), "my_db_1");
     }

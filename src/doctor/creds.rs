@@ -45,7 +45,9 @@ pub async fn credentials(target: &Target, found: &mut Findings) -> (Step, Option
         .detail("expires_at", creds.expiry().map(rfc3339))
         .detail(
             "expires_in_s",
-            creds.expiry().map(|at| seconds_from_now(at, SystemTime::now())),
+            creds
+                .expiry()
+                .map(|at| seconds_from_now(at, SystemTime::now())),
         );
     let what = format!("{source}, key {key}, region {}", aws.region);
     step = match creds.expiry() {
@@ -56,7 +58,11 @@ pub async fn credentials(target: &Target, found: &mut Findings) -> (Step, Option
             if left <= 0 {
                 step.fail(
                     Kind::Aws,
-                    format!("{what}, expired {} ago ({})", human_duration(left.unsigned_abs()), rfc3339(at)),
+                    format!(
+                        "{what}, expired {} ago ({})",
+                        human_duration(left.unsigned_abs()),
+                        rfc3339(at)
+                    ),
                 )
                 .then(refresh)
             } else if (left as u64) < TOKEN_LIFETIME.as_secs() {
@@ -161,11 +167,9 @@ impl Intercept for DateHeader {
 
 /// AWS time minus local time, from an HTTP `Date` seen at `local`.
 pub fn skew_from_date(date: &str, local: SystemTime) -> Option<i64> {
-    let server = aws_smithy_types::DateTime::from_str(
-        date,
-        aws_smithy_types::date_time::Format::HttpDate,
-    )
-    .ok()?;
+    let server =
+        aws_smithy_types::DateTime::from_str(date, aws_smithy_types::date_time::Format::HttpDate)
+            .ok()?;
     let local = aws_smithy_types::DateTime::from(local);
     // The header has whole seconds; compare with the local time truncated alike.
     Some(server.secs() - local.secs())
@@ -290,6 +294,9 @@ mod tests {
         creds
             .get_property_mut_or_default::<Vec<AwsCredentialFeature>>()
             .push(AwsCredentialFeature::CredentialsProfile);
-        assert_eq!(source(&creds, &settings), "credential_process (profile ops)");
+        assert_eq!(
+            source(&creds, &settings),
+            "credential_process (profile ops)"
+        );
     }
 }

@@ -96,10 +96,7 @@ pub async fn login(
 }
 
 fn grant(user: &str) -> String {
-    format!(
-        "GRANT rds_iam TO \"{}\";",
-        user.replace('"', "\"\"")
-    )
+    format!("GRANT rds_iam TO \"{}\";", user.replace('"', "\"\""))
 }
 
 /// `password authentication failed`: the server checked the token as the
@@ -175,7 +172,10 @@ fn pam_causes(resolved: &Resolved, found: &Findings) -> (Vec<String>, Vec<String
     // sends everyone else to password checking), so there it is ruled out.
     match endpoint.kind {
         EndpointKind::Instance | EndpointKind::ClusterWriter | EndpointKind::ClusterReader => {
-            ruled_out.push("the role lacking rds_iam (a direct endpoint answers PAM only for rds_iam members)".to_owned());
+            ruled_out.push(
+                "the role lacking rds_iam (a direct endpoint answers PAM only for rds_iam members)"
+                    .to_owned(),
+            );
         }
         EndpointKind::Proxy | EndpointKind::Host => causes.push(format!(
             "the role lacks rds_iam: as an admin run `{}`",
@@ -250,7 +250,11 @@ pub async fn inside(resolved: &Resolved, logged_in: LoggedIn) -> Step {
         .detail("server_version", &version)
         .detail("role", if in_recovery { "reader" } else { "writer" })
         .detail("rds_iam_member", rds_iam);
-    let role = if in_recovery { "reader (in recovery)" } else { "writer" };
+    let role = if in_recovery {
+        "reader (in recovery)"
+    } else {
+        "writer"
+    };
     let iam = match rds_iam {
         Some(true) => "member of rds_iam",
         Some(false) => "NOT a member of rds_iam",
@@ -276,7 +280,11 @@ pub async fn inside(resolved: &Resolved, logged_in: LoggedIn) -> Step {
         } else {
             format!(
                 "did you mean {}? pass it with --dbname/-d (databases here: {})",
-                close.iter().map(|n| format!("`-d {n}`")).collect::<Vec<_>>().join(" or "),
+                close
+                    .iter()
+                    .map(|n| format!("`-d {n}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or "),
                 names.join(", ")
             )
         };

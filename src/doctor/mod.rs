@@ -173,15 +173,15 @@ impl Report {
     fn finish(mut self, strict: bool) -> Report {
         self.failures = self.steps.iter().filter(|s| s.is(Status::Fail)).count();
         self.warnings = self.steps.iter().filter(|s| s.is(Status::Warn)).count();
-        self.exit_code = self
-            .steps
-            .iter()
-            .find_map(|s| s.exit_code)
-            .unwrap_or(if strict && self.warnings > 0 {
-                Kind::Expectation.code()
-            } else {
-                0
-            });
+        self.exit_code =
+            self.steps
+                .iter()
+                .find_map(|s| s.exit_code)
+                .unwrap_or(if strict && self.warnings > 0 {
+                    Kind::Expectation.code()
+                } else {
+                    0
+                });
         self
     }
 

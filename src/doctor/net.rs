@@ -98,16 +98,18 @@ pub async fn network(endpoint: &Endpoint, connector: &Connector) -> (Step, Optio
 
     // Where TCP goes: the tunnel when there is one, else the addresses.
     let dial: Vec<SocketAddr> = match &connector.via {
-        Some(via) => match tokio::net::lookup_host((via.host.as_str(), via.port)).await {
-            Ok(addrs) => addrs.collect(),
-            Err(err) => {
-                return (
+        Some(via) => {
+            match tokio::net::lookup_host((via.host.as_str(), via.port)).await {
+                Ok(addrs) => addrs.collect(),
+                Err(err) => {
+                    return (
                     step.fail(Kind::Network, format!("{dns}; --via {via} does not resolve: {err}"))
                         .then("pass --via ADDR:PORT where the tunnel listens, e.g. --via 127.0.0.1:15432"),
                     None,
                 );
+                }
             }
-        },
+        }
         None => match &answer {
             Ok(addrs) if !addrs.is_empty() => addrs.clone(),
             _ => {
@@ -128,7 +130,9 @@ pub async fn network(endpoint: &Endpoint, connector: &Connector) -> (Step, Optio
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                step = step.detail("connected_to", addr.to_string()).detail("connect_ms", ms);
+                step = step
+                    .detail("connected_to", addr.to_string())
+                    .detail("connect_ms", ms);
                 let route = match &connector.via {
                     Some(via) => format!("TCP via {via} ({addr}) in {ms} ms"),
                     None => format!("TCP to {addr} in {ms} ms"),
@@ -154,7 +158,13 @@ pub async fn network(endpoint: &Endpoint, connector: &Connector) -> (Step, Optio
     step = step.detail("connected_to", None::<String>);
     let (addr, err, kind) = last_error
         .map(|(a, e, k)| (a.to_string(), e, k))
-        .unwrap_or_else(|| ("(no address)".into(), "nothing to dial".into(), std::io::ErrorKind::NotFound));
+        .unwrap_or_else(|| {
+            (
+                "(no address)".into(),
+                "nothing to dial".into(),
+                std::io::ErrorKind::NotFound,
+            )
+        });
     let found = format!("{dns}; cannot connect to {addr}: {err}");
     let step = step.fail(Kind::Network, found);
     let step = match &connector.via {
@@ -196,7 +206,10 @@ async fn handshake(
 ) -> Step {
     let host = endpoint.host.clone();
     if let Err(err) = stream.write_all(&SSL_REQUEST).await {
-        return step.fail(Kind::Network, format!("the connection closed before TLS: {err}"));
+        return step.fail(
+            Kind::Network,
+            format!("the connection closed before TLS: {err}"),
+        );
     }
     let mut answer = [0u8; 1];
     match stream.read(&mut answer).await {
@@ -224,7 +237,10 @@ async fn handshake(
         Err(err) => return step.fail_with(&err),
     };
     let Ok(name) = ServerName::try_from(host.clone()) else {
-        return step.fail(Kind::Other, format!("`{host}` is not a valid TLS server name"));
+        return step.fail(
+            Kind::Other,
+            format!("`{host}` is not a valid TLS server name"),
+        );
     };
     let started = Instant::now();
     let mut tls_stream = match tokio_rustls::TlsConnector::from(Arc::new(config))
@@ -240,8 +256,10 @@ async fn handshake(
     };
     let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let (_, conn) = tls_stream.get_ref();
-    let chain: Vec<CertificateDer<'static>> =
-        conn.peer_certificates().map(<[_]>::to_vec).unwrap_or_default();
+    let chain: Vec<CertificateDer<'static>> = conn
+        .peer_certificates()
+        .map(<[_]>::to_vec)
+        .unwrap_or_default();
     let version = conn.protocol_version().map(|v| match v {
         rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
         rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
@@ -253,15 +271,27 @@ async fn handshake(
     let _ = tls_stream.shutdown().await;
     let verdict = tls::verify_chain(connector.sslmode, &connector.roots, &chain, &endpoint.host);
     let leaf = chain.first().and_then(|c| CertInfo::parse(c));
-    let anchor = chain.last().and_then(|c| CertInfo::parse(c)).map(|c| c.issuer_cn);
+    let anchor = chain
+        .last()
+        .and_then(|c| CertInfo::parse(c))
+        .map(|c| c.issuer_cn);
     let (roots, sslmode) = (&connector.roots, connector.sslmode);
     let mut step = step
         .detail("handshake_ms", ms)
         .detail("version", &version)
         .detail("cipher", &cipher)
-        .detail("certificate_subject", leaf.as_ref().map(|l| l.subject_cn.clone()))
-        .detail("certificate_issuer", leaf.as_ref().map(|l| l.issuer_cn.clone()))
-        .detail("certificate_not_after", leaf.as_ref().map(|l| rfc3339(l.not_after)))
+        .detail(
+            "certificate_subject",
+            leaf.as_ref().map(|l| l.subject_cn.clone()),
+        )
+        .detail(
+            "certificate_issuer",
+            leaf.as_ref().map(|l| l.issuer_cn.clone()),
+        )
+        .detail(
+            "certificate_not_after",
+            leaf.as_ref().map(|l| rfc3339(l.not_after)),
+        )
         .detail("anchor", &anchor);
     let proto = format!(
         "{} {}",
@@ -273,13 +303,24 @@ async fn handshake(
         Ok(Ok(v)) => v,
         Ok(Err(err)) => {
             step = step.detail("trusted_by", None::<String>);
-            return untrusted(step, &err, roots, sslmode, &host, leaf.as_ref(), anchor.as_deref());
+            return untrusted(
+                step,
+                &err,
+                roots,
+                sslmode,
+                &host,
+                leaf.as_ref(),
+                anchor.as_deref(),
+            );
         }
     };
     let anchor_cn = anchor.clone().unwrap_or_else(|| "unknown".into());
     let (trusted_by, said) = match (vouched, roots) {
         (Vouched::NotChecked, _) => ("none", "not verified (--sslmode require)".to_owned()),
-        (Vouched::System, _) => ("system", format!("trusted by the system store (`{anchor_cn}`)")),
+        (Vouched::System, _) => (
+            "system",
+            format!("trusted by the system store (`{anchor_cn}`)"),
+        ),
         (Vouched::Primary, Roots::File(path)) => (
             "ca-bundle",
             format!("trusted by --ca-bundle {} (`{anchor_cn}`)", path.display()),
@@ -414,10 +455,23 @@ mod tests {
 
     #[test]
     fn private_addresses() {
-        for private in ["10.0.3.17", "172.31.2.2", "192.168.1.1", "100.64.0.1", "fd00::1", "169.254.1.1"] {
+        for private in [
+            "10.0.3.17",
+            "172.31.2.2",
+            "192.168.1.1",
+            "100.64.0.1",
+            "fd00::1",
+            "169.254.1.1",
+        ] {
             assert!(is_private(private.parse().unwrap()), "{private}");
         }
-        for public in ["52.1.2.3", "127.0.0.1", "8.8.8.8", "2600:1f18::1", "172.32.0.1"] {
+        for public in [
+            "52.1.2.3",
+            "127.0.0.1",
+            "8.8.8.8",
+            "2600:1f18::1",
+            "172.32.0.1",
+        ] {
             assert!(!is_private(public.parse().unwrap()), "{public}");
         }
     }
@@ -425,14 +479,23 @@ mod tests {
     #[test]
     fn ssm_command_forwards_the_endpoint() {
         let cmd = ssm_command("db.cluster-abc.us-east-1.rds.amazonaws.com", 5432);
-        assert!(cmd.contains("AWS-StartPortForwardingSessionToRemoteHost"), "{cmd}");
-        assert!(cmd.contains("\"host\":[\"db.cluster-abc.us-east-1.rds.amazonaws.com\"]"), "{cmd}");
+        assert!(
+            cmd.contains("AWS-StartPortForwardingSessionToRemoteHost"),
+            "{cmd}"
+        );
+        assert!(
+            cmd.contains("\"host\":[\"db.cluster-abc.us-east-1.rds.amazonaws.com\"]"),
+            "{cmd}"
+        );
         assert!(cmd.contains("\"localPortNumber\":[\"15432\"]"), "{cmd}");
     }
 
     #[test]
     fn common_names() {
-        assert_eq!(common_name("CN=Amazon RDS us-east-1 Root CA RSA2048 G1,O=Amazon"), "Amazon RDS us-east-1 Root CA RSA2048 G1");
+        assert_eq!(
+            common_name("CN=Amazon RDS us-east-1 Root CA RSA2048 G1,O=Amazon"),
+            "Amazon RDS us-east-1 Root CA RSA2048 G1"
+        );
         assert_eq!(common_name("O=Org"), "O=Org");
     }
 }

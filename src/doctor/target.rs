@@ -77,7 +77,12 @@ pub async fn proxy_details(rds: &aws_sdk_rds::Client, name: &str) -> Result<Prox
         role_arn: proxy.role_arn().map(str::to_owned),
         backend: None,
     };
-    let Ok(targets) = rds.describe_db_proxy_targets().db_proxy_name(name).send().await else {
+    let Ok(targets) = rds
+        .describe_db_proxy_targets()
+        .db_proxy_name(name)
+        .send()
+        .await
+    else {
         return Ok(details);
     };
     let tracked = targets
@@ -218,7 +223,10 @@ pub async fn target(aws: &Aws, target: &Target, found: &mut Findings) -> (Step, 
             return (
                 step.fail(
                     Kind::Aws,
-                    format!("the RDS API did not answer within {}s", API_TIMEOUT.as_secs()),
+                    format!(
+                        "the RDS API did not answer within {}s",
+                        API_TIMEOUT.as_secs()
+                    ),
                 )
                 .then("check the network and --endpoint-url / AWS_ENDPOINT_URL_RDS"),
                 None,
@@ -229,12 +237,9 @@ pub async fn target(aws: &Aws, target: &Target, found: &mut Findings) -> (Step, 
     };
     let proxy = match &target.selector {
         Selector::Proxy(_) => {
-            let details = tokio::time::timeout(
-                API_TIMEOUT,
-                proxy_details(&rds, &endpoint.name),
-            )
-            .await
-            .unwrap_or_else(|_| Err(Failure::aws("DescribeDBProxies timed out").into()));
+            let details = tokio::time::timeout(API_TIMEOUT, proxy_details(&rds, &endpoint.name))
+                .await
+                .unwrap_or_else(|_| Err(Failure::aws("DescribeDBProxies timed out").into()));
             details.ok()
         }
         _ => None,
@@ -264,7 +269,10 @@ fn describe(
         .detail("resource_id", &endpoint.resource_id)
         .detail("arn", &endpoint.arn);
     let mut parts = vec![
-        format!("{} {} at {}:{}", endpoint.kind, endpoint.name, endpoint.host, endpoint.port),
+        format!(
+            "{} {} at {}:{}",
+            endpoint.kind, endpoint.name, endpoint.host, endpoint.port
+        ),
         engine.clone(),
         status.clone(),
     ];
@@ -313,7 +321,10 @@ fn describe(
     }
     if endpoint.iam == Some(false) {
         return step
-            .fail(Kind::Aws, format!("{summary}: the database will refuse every IAM token"))
+            .fail(
+                Kind::Aws,
+                format!("{summary}: the database will refuse every IAM token"),
+            )
             .then(format!("turn IAM auth on: {}", endpoint.enable_iam_hint()));
     }
     if unreachable_status(&status) {
@@ -329,10 +340,14 @@ fn describe(
                 ),
             }
         } else {
-            "wait until `rdsiam list` shows it available, or look at the RDS console's events".to_owned()
+            "wait until `rdsiam list` shows it available, or look at the RDS console's events"
+                .to_owned()
         };
         return step
-            .fail(Kind::Aws, format!("{summary}: it takes no connections while {status}"))
+            .fail(
+                Kind::Aws,
+                format!("{summary}: it takes no connections while {status}"),
+            )
             .then(next);
     }
     if status != "available" && status != "unknown" {

@@ -1254,14 +1254,37 @@ fn describe_db_proxy_targets(
     let mut targets: Vec<(String, &str, String, String, u16, String)> = Vec::new();
     for id in &proxy.targets {
         if let Some(c) = inv.clusters.iter().find(|c| c.id.eq_ignore_ascii_case(id)) {
-            targets.push((c.id.clone(), "TRACKED_CLUSTER", c.id.clone(), String::new(), c.port, c.arn.clone()));
+            targets.push((
+                c.id.clone(),
+                "TRACKED_CLUSTER",
+                c.id.clone(),
+                String::new(),
+                c.port,
+                c.arn.clone(),
+            ));
             for i in inv.instances.iter().filter(|i| {
-                i.cluster_id.as_deref().is_some_and(|cid| cid.eq_ignore_ascii_case(&c.id))
+                i.cluster_id
+                    .as_deref()
+                    .is_some_and(|cid| cid.eq_ignore_ascii_case(&c.id))
             }) {
-                targets.push((i.id.clone(), "RDS_INSTANCE", c.id.clone(), i.address.clone(), i.port, i.arn.clone()));
+                targets.push((
+                    i.id.clone(),
+                    "RDS_INSTANCE",
+                    c.id.clone(),
+                    i.address.clone(),
+                    i.port,
+                    i.arn.clone(),
+                ));
             }
         } else if let Some(i) = inv.instances.iter().find(|i| i.id.eq_ignore_ascii_case(id)) {
-            targets.push((i.id.clone(), "RDS_INSTANCE", String::new(), i.address.clone(), i.port, i.arn.clone()));
+            targets.push((
+                i.id.clone(),
+                "RDS_INSTANCE",
+                String::new(),
+                i.address.clone(),
+                i.port,
+                i.arn.clone(),
+            ));
         }
     }
     let (page, marker) = paginate(targets, params)?;
@@ -1277,7 +1300,14 @@ fn describe_db_proxy_targets(
         x.leaf("RdsResourceId", &id);
         x.leaf("Port", &port.to_string());
         x.leaf("Type", kind);
-        x.leaf("Role", if kind == "RDS_INSTANCE" { "READ_WRITE" } else { "UNKNOWN" });
+        x.leaf(
+            "Role",
+            if kind == "RDS_INSTANCE" {
+                "READ_WRITE"
+            } else {
+                "UNKNOWN"
+            },
+        );
         x.open("TargetHealth");
         x.leaf("State", "AVAILABLE");
         x.close("TargetHealth");
@@ -2315,9 +2345,17 @@ mod tests {
         use aws_sdk_sts::error::ProvideErrorMetadata;
         let api = article();
         // Off by default: any secret passes.
-        sts_client(&api, "anything").get_caller_identity().send().await.unwrap();
+        sts_client(&api, "anything")
+            .get_caller_identity()
+            .send()
+            .await
+            .unwrap();
         api.require_signatures(&[("AKIDSTS", "the-secret")]);
-        sts_client(&api, "the-secret").get_caller_identity().send().await.unwrap();
+        sts_client(&api, "the-secret")
+            .get_caller_identity()
+            .send()
+            .await
+            .unwrap();
         let err = sts_client(&api, "not-the-secret")
             .get_caller_identity()
             .send()
@@ -2366,6 +2404,10 @@ mod tests {
             .send()
             .await
             .unwrap_err();
-        assert!(err.as_service_error().unwrap().is_db_proxy_not_found_fault());
+        assert!(
+            err.as_service_error()
+                .unwrap()
+                .is_db_proxy_not_found_fault()
+        );
     }
 }

@@ -39,7 +39,13 @@ fn doctor_via(env: &Env, api: &RdsApi, gate: &Gate, target: &[&str], user: &str)
 /// `--host localhost --port <gate>`: no RDS API call.
 fn doctor_at_gate(env: &Env, api: &RdsApi, gate: &Gate, user: &str) -> Command {
     let port = gate.port().to_string();
-    doctor(env, api, Some(gate), &["--host", "localhost", "--port", &port], user)
+    doctor(
+        env,
+        api,
+        Some(gate),
+        &["--host", "localhost", "--port", &port],
+        user,
+    )
 }
 
 #[track_caller]
@@ -84,13 +90,31 @@ fn every_step_passes_through_the_proxy_and_the_schema_is_stable() {
     let proxy = &inv.proxies[0];
     let gate = gate_for(&proxy.endpoint, Some(5432));
     let report = json(
-        &mut doctor_via(&env, &api, &gate, &["--proxy", "PostgreSqlProxy"], "iamuserapp"),
+        &mut doctor_via(
+            &env,
+            &api,
+            &gate,
+            &["--proxy", "PostgreSqlProxy"],
+            "iamuserapp",
+        ),
         0,
     );
-    let top: Vec<&str> = report.as_object().unwrap().keys().map(String::as_str).collect();
+    let top: Vec<&str> = report
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         top,
-        ["exit_code", "failures", "schema_version", "steps", "target", "warnings"]
+        [
+            "exit_code",
+            "failures",
+            "schema_version",
+            "steps",
+            "target",
+            "warnings"
+        ]
     );
     assert_eq!(report["schema_version"], 1);
     assert_eq!(report["exit_code"], 0);
@@ -102,13 +126,31 @@ fn every_step_passes_through_the_proxy_and_the_schema_is_stable() {
         .collect();
     assert_eq!(
         names,
-        ["credentials", "identity", "target", "policy", "network", "tls", "login", "inside"]
+        [
+            "credentials",
+            "identity",
+            "target",
+            "policy",
+            "network",
+            "tls",
+            "login",
+            "inside"
+        ]
     );
     for s in report["steps"].as_array().unwrap() {
         let keys: Vec<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            ["details", "elapsed_ms", "exit_code", "found", "name", "next", "status", "step"]
+            [
+                "details",
+                "elapsed_ms",
+                "exit_code",
+                "found",
+                "name",
+                "next",
+                "status",
+                "step"
+            ]
         );
         assert_eq!(s["status"], "ok", "{s:#}");
     }
@@ -124,7 +166,10 @@ fn every_step_passes_through_the_proxy_and_the_schema_is_stable() {
     let target = &step(&report, "target")["details"];
     assert_eq!(target["auth_scheme"], "IAM_AUTH");
     assert_eq!(target["require_tls"], true);
-    assert_eq!(target["backend"]["resource_id"], inv.clusters[0].resource_id.as_str());
+    assert_eq!(
+        target["backend"]["resource_id"],
+        inv.clusters[0].resource_id.as_str()
+    );
     let policy = &step(&report, "policy")["details"];
     assert_eq!(
         policy["resource_arn"],
@@ -143,23 +188,47 @@ fn every_step_passes_through_the_proxy_and_the_schema_is_stable() {
     );
     let tls = &step(&report, "tls")["details"];
     assert_eq!(tls["trusted_by"], "ca-bundle");
-    assert!(tls["anchor"].as_str().unwrap().starts_with("rdsiam test CA"), "{tls}");
+    assert!(
+        tls["anchor"]
+            .as_str()
+            .unwrap()
+            .starts_with("rdsiam test CA"),
+        "{tls}"
+    );
     assert!(tls["certificate_days_left"].as_u64().unwrap() > 1000);
     let inside = &step(&report, "inside")["details"];
     assert_eq!(inside["current_user"], "iamuserapp");
     assert_eq!(inside["rds_iam_member"], true);
     assert_eq!(inside["database_exists"], true);
     assert_eq!(inside["role"], "writer");
-    assert!(gate.events().contains(&"accepted user=iamuserapp".to_owned()));
+    assert!(
+        gate.events()
+            .contains(&"accepted user=iamuserapp".to_owned())
+    );
 
     // Text: one line per step, ok, with its time.
     let run = expect(
-        &mut doctor_via(&env, &api, &gate, &["--proxy", "PostgreSqlProxy"], "iamuserapp"),
+        &mut doctor_via(
+            &env,
+            &api,
+            &gate,
+            &["--proxy", "PostgreSqlProxy"],
+            "iamuserapp",
+        ),
         0,
     );
-    for (n, name) in ["credentials", "identity", "target", "policy", "network", "tls", "login", "inside"]
-        .iter()
-        .enumerate()
+    for (n, name) in [
+        "credentials",
+        "identity",
+        "target",
+        "policy",
+        "network",
+        "tls",
+        "login",
+        "inside",
+    ]
+    .iter()
+    .enumerate()
     {
         let line = run
             .stdout
@@ -168,7 +237,11 @@ fn every_step_passes_through_the_proxy_and_the_schema_is_stable() {
             .unwrap_or_else(|| panic!("no ok line for {name}:\n{}", run.stdout));
         assert!(line.ends_with(" ms)"), "{line}");
     }
-    assert!(run.stdout.contains("result: 0 failed, 0 warnings; exit 0"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("result: 0 failed, 0 warnings; exit 0"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -195,8 +268,7 @@ fn credentials_expiring_soon_warn_and_fail_under_strict() {
         ),
     )
     .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     env.aws_file(
         "config",
         &format!(
@@ -207,7 +279,13 @@ fn credentials_expiring_soon_warn_and_fail_under_strict() {
     let run_with = |extra: &[&str], code| {
         let mut cmd = env.bare();
         cmd.env("AWS_ENDPOINT_URL_STS", api.url())
-            .args(["doctor", "--host", "localhost", "--port", &gate.port().to_string()])
+            .args([
+                "doctor",
+                "--host",
+                "localhost",
+                "--port",
+                &gate.port().to_string(),
+            ])
             .args(["-U", "iamuserapp", "-d", "app", "--profile", "expiring"])
             .arg("--ca-bundle")
             .arg(ca_file(&env, &gate))
@@ -217,12 +295,18 @@ fn credentials_expiring_soon_warn_and_fail_under_strict() {
     let report = run_with(&[], 0);
     let creds = step(&report, "credentials");
     assert_eq!(creds["status"], "warn", "{creds:#}");
-    assert_eq!(creds["details"]["source"], "credential_process (profile expiring)");
+    assert_eq!(
+        creds["details"]["source"],
+        "credential_process (profile expiring)"
+    );
     assert_eq!(creds["details"]["session_token"], true);
     let left = creds["details"]["expires_in_s"].as_i64().unwrap();
     assert!((540..=600).contains(&left), "{left}");
     assert!(text(&creds["found"]).contains("a token minted now (15 min) would die with them"));
-    assert!(text(&creds["next"]).contains("credential_process"), "{creds:#}");
+    assert!(
+        text(&creds["next"]).contains("credential_process"),
+        "{creds:#}"
+    );
     // The login itself still works: the warning is about what comes next.
     assert_eq!(status(&report, "login"), "ok");
     assert_eq!(report["warnings"], 1);
@@ -244,8 +328,14 @@ fn clock_skew_is_read_from_the_sts_date_and_explains_the_refusal() {
     assert_eq!(identity["status"], "fail");
     let skew = identity["details"]["clock_skew_s"].as_i64().unwrap();
     assert!((-425..=-415).contains(&skew), "{skew}");
-    assert!(text(&identity["found"]).contains("7 min ahead of AWS time"), "{identity:#}");
-    assert!(text(&identity["next"]).contains("timedatectl"), "{identity:#}");
+    assert!(
+        text(&identity["found"]).contains("7 min ahead of AWS time"),
+        "{identity:#}"
+    );
+    assert!(
+        text(&identity["next"]).contains("timedatectl"),
+        "{identity:#}"
+    );
     let login = step(&report, "login");
     assert_eq!(login["status"], "fail");
     assert_eq!(login["exit_code"], 5);
@@ -256,7 +346,11 @@ fn clock_skew_is_read_from_the_sts_date_and_explains_the_refusal() {
             .starts_with("clock skew (step 2)"),
         "{login:#}"
     );
-    assert!(gate.events().iter().any(|e| e.contains("reason=")), "{:?}", gate.events());
+    assert!(
+        gate.events().iter().any(|e| e.contains("reason=")),
+        "{:?}",
+        gate.events()
+    );
 
     // 90 s off: a warning, the login still works.
     api.set_clock_offset(-90);
@@ -264,7 +358,10 @@ fn clock_skew_is_read_from_the_sts_date_and_explains_the_refusal() {
     let report = json(&mut doctor_at_gate(&env, &api, &gate, "iamuserapp"), 0);
     assert_eq!(status(&report, "identity"), "warn");
     assert_eq!(status(&report, "login"), "ok");
-    expect(doctor_at_gate(&env, &api, &gate, "iamuserapp").arg("--strict"), 6);
+    expect(
+        doctor_at_gate(&env, &api, &gate, "iamuserapp").arg("--strict"),
+        6,
+    );
 }
 
 #[test]
@@ -292,7 +389,12 @@ fn iam_auth_off_is_found_at_the_target_and_named_at_the_login() {
         "{}",
         run.stdout
     );
-    assert!(run.stderr.starts_with("rdsiam: doctor: step 3 (target) failed"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("rdsiam: doctor: step 3 (target) failed"),
+        "{}",
+        run.stderr
+    );
     let report = json(
         &mut doctor_via(&env, &api, &gate, &["--instance", &off.id], "iamuserapp"),
         3,
@@ -333,7 +435,10 @@ fn a_mysql_target_is_not_postgresql() {
     let target = step(&report, "target");
     assert_eq!(target["status"], "fail");
     assert!(text(&target["found"]).contains("mysql"), "{target:#}");
-    assert!(text(&target["found"]).contains("not PostgreSQL"), "{target:#}");
+    assert!(
+        text(&target["found"]).contains("not PostgreSQL"),
+        "{target:#}"
+    );
     assert_eq!(status(&report, "network"), "ok");
     for later in ["tls", "login", "inside"] {
         assert_eq!(status(&report, later), "skip", "{later}");
@@ -345,11 +450,20 @@ fn an_unknown_target_gets_a_did_you_mean_and_stops_the_chain() {
     let env = Env::new();
     let api = RdsApi::start(Inventory::article()).unwrap();
     let report = json(
-        &mut doctor(&env, &api, None, &["--proxy", "PostgresProxy"], "iamuserapp"),
+        &mut doctor(
+            &env,
+            &api,
+            None,
+            &["--proxy", "PostgresProxy"],
+            "iamuserapp",
+        ),
         3,
     );
     let target = step(&report, "target");
-    assert!(text(&target["found"]).contains("no proxy named `PostgresProxy`"), "{target:#}");
+    assert!(
+        text(&target["found"]).contains("no proxy named `PostgresProxy`"),
+        "{target:#}"
+    );
     assert!(
         text(&target["next"]).contains("did you mean `--proxy PostgreSqlProxy`?"),
         "{target:#}"
@@ -382,11 +496,20 @@ fn a_private_address_gets_the_ssm_tunnel_and_the_via_to_add() {
         .iter()
         .find(|s| s["status"] == "fail")
         .expect("a failed step");
-    assert!(["network", "tls"].contains(&failed["name"].as_str().unwrap()), "{failed:#}");
+    assert!(
+        ["network", "tls"].contains(&failed["name"].as_str().unwrap()),
+        "{failed:#}"
+    );
     let next = text(&failed["next"]);
     assert!(next.contains("aws ssm start-session"), "{next}");
-    assert!(next.contains("AWS-StartPortForwardingSessionToRemoteHost"), "{next}");
-    assert!(next.contains("\\\"host\\\":[\\\"10.255.255.1\\\"]"), "{next}");
+    assert!(
+        next.contains("AWS-StartPortForwardingSessionToRemoteHost"),
+        "{next}"
+    );
+    assert!(
+        next.contains("\\\"host\\\":[\\\"10.255.255.1\\\"]"),
+        "{next}"
+    );
     assert!(next.contains("--via 127.0.0.1:15432"), "{next}");
     assert_eq!(status(&report, "login"), "skip");
 }
@@ -397,11 +520,22 @@ fn a_closed_port_fails_the_network_step() {
     let api = RdsApi::start(Inventory::default()).unwrap();
     let closed = closed_port().to_string();
     let run = expect(
-        &mut doctor(&env, &api, None, &["--host", "127.0.0.1", "--port", &closed], "iamuserapp"),
+        &mut doctor(
+            &env,
+            &api,
+            None,
+            &["--host", "127.0.0.1", "--port", &closed],
+            "iamuserapp",
+        ),
         4,
     );
     assert!(run.stdout.contains("FAIL  5 network"), "{}", run.stdout);
-    assert!(run.stdout.contains(&format!("nothing listens on port {closed}")), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains(&format!("nothing listens on port {closed}")),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("skip  6 tls"), "{}", run.stdout);
     // Steps that need no network still ran.
     assert!(run.stdout.contains("ok    2 identity"), "{}", run.stdout);
@@ -414,14 +548,23 @@ fn an_untrusted_certificate_names_its_issuer() {
     let gate = gate();
     let port = gate.port().to_string();
     let report = json(
-        &mut doctor(&env, &api, None, &["--host", "localhost", "--port", &port], "iamuserapp"),
+        &mut doctor(
+            &env,
+            &api,
+            None,
+            &["--host", "localhost", "--port", &port],
+            "iamuserapp",
+        ),
         4,
     );
     let tls = step(&report, "tls");
     assert_eq!(tls["status"], "fail");
     let found = text(&tls["found"]);
     assert!(found.contains("chains to `rdsiam test CA"), "{found}");
-    assert!(found.contains("the built-in RDS bundle or the system store"), "{found}");
+    assert!(
+        found.contains("the built-in RDS bundle or the system store"),
+        "{found}"
+    );
     assert!(text(&tls["next"]).contains("--ca-bundle"), "{tls:#}");
     assert_eq!(status(&report, "login"), "skip");
     assert!(!gate.events().iter().any(|e| e.starts_with("accepted")));
@@ -442,7 +585,10 @@ fn a_certificate_expiring_in_ten_days_warns() {
     assert!((9..=10).contains(&days), "{days}");
     assert!(text(&tls["next"]).contains("renew"), "{tls:#}");
     assert_eq!(status(&report, "login"), "ok");
-    expect(doctor_at_gate(&env, &api, &gate, "iamuserapp").arg("--strict"), 6);
+    expect(
+        doctor_at_gate(&env, &api, &gate, "iamuserapp").arg("--strict"),
+        6,
+    );
 }
 
 #[test]
@@ -466,9 +612,15 @@ fn a_role_without_rds_iam_is_named_when_the_token_was_good() {
     let login = step(&report, "login");
     assert_eq!(login["exit_code"], 5);
     let first = login["details"]["causes"][0].as_str().unwrap();
-    assert!(first.contains("`norights` is not a member of rds_iam"), "{first}");
+    assert!(
+        first.contains("`norights` is not a member of rds_iam"),
+        "{first}"
+    );
     assert!(first.contains("GRANT rds_iam TO \"norights\";"), "{first}");
-    assert!(gate.events().contains(&"rejected user=norights reason=no-rds-iam".to_owned()));
+    assert!(
+        gate.events()
+            .contains(&"rejected user=norights reason=no-rds-iam".to_owned())
+    );
 
     // Through the proxy the refusal is PAM's, for any cause: doctor lists
     // the ones steps 1–6 left open, the policy's exact ARN among them.
@@ -476,7 +628,13 @@ fn a_role_without_rds_iam_is_named_when_the_token_was_good() {
     let api = RdsApi::start(inv.clone()).unwrap();
     let gate = gate_for(&inv.proxies[0].endpoint, Some(5432));
     let report = json(
-        &mut doctor_via(&env, &api, &gate, &["--proxy", "PostgreSqlProxy"], "norights"),
+        &mut doctor_via(
+            &env,
+            &api,
+            &gate,
+            &["--proxy", "PostgreSqlProxy"],
+            "norights",
+        ),
         5,
     );
     let login = step(&report, "login");
@@ -486,9 +644,17 @@ fn a_role_without_rds_iam_is_named_when_the_token_was_good() {
         causes.contains("dbuser:prx-0123456789abcdef0/norights"),
         "{causes}"
     );
-    assert!(causes.contains("-proxy-role must allow rds-db:connect"), "{causes}");
+    assert!(
+        causes.contains("-proxy-role must allow rds-db:connect"),
+        "{causes}"
+    );
     let ruled_out = text(&login["details"]["ruled_out"]);
-    for gone in ["IAM auth off", "clock skew (step 2)", "a wrong secret key", "region mismatch"] {
+    for gone in [
+        "IAM auth off",
+        "clock skew (step 2)",
+        "a wrong secret key",
+        "region mismatch",
+    ] {
         assert!(ruled_out.contains(gone), "{gone}: {ruled_out}");
         assert!(!causes.contains(gone), "{gone}: {causes}");
     }
@@ -501,18 +667,32 @@ fn a_missing_database_is_told_apart_from_the_login() {
     let gate = gate();
     let port = gate.port().to_string();
     let mut cmd = env.cmd();
-    cmd.args(["doctor", "--host", "localhost", "--port", &port, "-U", "iamuserapp"])
-        .args(["-d", "appp", "--region", REGION])
-        .env("AWS_ENDPOINT_URL_STS", api.url())
-        .arg("--ca-bundle")
-        .arg(ca_file(&env, &gate));
+    cmd.args([
+        "doctor",
+        "--host",
+        "localhost",
+        "--port",
+        &port,
+        "-U",
+        "iamuserapp",
+    ])
+    .args(["-d", "appp", "--region", REGION])
+    .env("AWS_ENDPOINT_URL_STS", api.url())
+    .arg("--ca-bundle")
+    .arg(ca_file(&env, &gate));
     let report = json(&mut cmd, 5);
     assert_eq!(status(&report, "login"), "ok");
     let inside = step(&report, "inside");
     assert_eq!(inside["status"], "fail");
     assert_eq!(inside["exit_code"], 5);
-    assert!(text(&inside["found"]).contains("database `appp` does not exist"), "{inside:#}");
-    assert!(text(&inside["next"]).contains("did you mean `-d app`?"), "{inside:#}");
+    assert!(
+        text(&inside["found"]).contains("database `appp` does not exist"),
+        "{inside:#}"
+    );
+    assert!(
+        text(&inside["next"]).contains("did you mean `-d app`?"),
+        "{inside:#}"
+    );
     assert_eq!(inside["details"]["database_exists"], false);
 }
 
@@ -523,17 +703,28 @@ fn a_wrong_secret_is_caught_by_sts_and_explains_the_refusal() {
     api.require_signatures(&[(TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY)]);
     let gate = gate();
     let report = json(
-        doctor_at_gate(&env, &api, &gate, "iamuserapp").env("AWS_SECRET_ACCESS_KEY", "not-the-secret"),
+        doctor_at_gate(&env, &api, &gate, "iamuserapp")
+            .env("AWS_SECRET_ACCESS_KEY", "not-the-secret"),
         3,
     );
     let identity = step(&report, "identity");
     assert_eq!(identity["status"], "fail");
     assert_eq!(identity["details"]["error_code"], "SignatureDoesNotMatch");
-    assert!(text(&identity["found"]).contains("the secret access key does not match"), "{identity:#}");
+    assert!(
+        text(&identity["found"]).contains("the secret access key does not match"),
+        "{identity:#}"
+    );
     let login = step(&report, "login");
     assert_eq!(login["status"], "fail");
-    assert!(text(&login["details"]["causes"]).contains("a wrong or revoked secret key"), "{login:#}");
-    assert!(gate.events().iter().any(|e| e.contains("reason=bad-signature")));
+    assert!(
+        text(&login["details"]["causes"]).contains("a wrong or revoked secret key"),
+        "{login:#}"
+    );
+    assert!(
+        gate.events()
+            .iter()
+            .any(|e| e.contains("reason=bad-signature"))
+    );
     assert!(!text(&report).contains("not-the-secret"));
     // With the right secret the same STS answers.
     let report = json(&mut doctor_at_gate(&env, &api, &gate, "iamuserapp"), 0);
@@ -542,8 +733,15 @@ fn a_wrong_secret_is_caught_by_sts_and_explains_the_refusal() {
 
 /// The ARN a refused `check` names in its hint.
 fn hinted_arn(stderr: &str) -> String {
-    let start = stderr.find("rds-db:connect on arn:").expect("an ARN in the hint") + "rds-db:connect on ".len();
-    stderr[start..].split_whitespace().next().unwrap().to_owned()
+    let start = stderr
+        .find("rds-db:connect on arn:")
+        .expect("an ARN in the hint")
+        + "rds-db:connect on ".len();
+    stderr[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 fn policy(env: &Env, api: &RdsApi, args: &[&str]) -> Command {
@@ -561,7 +759,11 @@ fn policy_names_exactly_the_arn_of_the_refusal_hint() {
     let inv = Inventory::article();
     let api = RdsApi::start(inv.clone()).unwrap();
     let proxy_gate = gate_for(&inv.proxies[0].endpoint, Some(5432));
-    let writer = inv.instances.iter().find(|i| i.cluster_id.is_some()).unwrap();
+    let writer = inv
+        .instances
+        .iter()
+        .find(|i| i.cluster_id.is_some())
+        .unwrap();
     let writer_gate = gate_for(&writer.address, Some(writer.port));
     for (target, gate) in [
         (vec!["--proxy", "PostgreSqlProxy"], &proxy_gate),
@@ -579,7 +781,11 @@ fn policy_names_exactly_the_arn_of_the_refusal_hint() {
         let statement = &doc["Statement"][0];
         assert_eq!(statement["Effect"], "Allow");
         assert_eq!(statement["Action"], "rds-db:connect");
-        assert_eq!(statement["Resource"], serde_json::json!([arn]), "{target:?}");
+        assert_eq!(
+            statement["Resource"],
+            serde_json::json!([arn]),
+            "{target:?}"
+        );
         assert!(!run.stdout.contains('*'), "no wildcards: {}", run.stdout);
     }
 }
@@ -595,19 +801,43 @@ fn policy_for_several_users_the_proxy_role_and_terraform() {
         inv.clusters[0].resource_id
     );
     let run = expect(
-        &mut policy(&env, &api, &["--proxy", "PostgreSqlProxy", "-U", "iamuserapp", "-U", "jane@example.com"]),
+        &mut policy(
+            &env,
+            &api,
+            &[
+                "--proxy",
+                "PostgreSqlProxy",
+                "-U",
+                "iamuserapp",
+                "-U",
+                "jane@example.com",
+            ],
+        ),
         0,
     );
     let doc: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(
         doc["Statement"][0]["Resource"],
-        serde_json::json!([format!("{prx}/iamuserapp"), format!("{prx}/jane@example.com")])
+        serde_json::json!([
+            format!("{prx}/iamuserapp"),
+            format!("{prx}/jane@example.com")
+        ])
     );
     // The proxy reaches its cluster with IAM: its role's policy is pointed out…
     assert!(run.stderr.contains("--proxy-role"), "{}", run.stderr);
     // …and printed on request.
     let run = expect(
-        &mut policy(&env, &api, &["--proxy", "PostgreSqlProxy", "-U", "iamuserapp", "--proxy-role"]),
+        &mut policy(
+            &env,
+            &api,
+            &[
+                "--proxy",
+                "PostgreSqlProxy",
+                "-U",
+                "iamuserapp",
+                "--proxy-role",
+            ],
+        ),
         0,
     );
     let doc: Value = serde_json::from_str(&run.stdout).unwrap();
@@ -616,41 +846,115 @@ fn policy_for_several_users_the_proxy_role_and_terraform() {
         serde_json::json!([format!("{cluster}/iamuserapp")])
     );
     let run = expect(
-        &mut policy(&env, &api, &["--proxy", "PostgreSqlProxy", "-U", "iamuserapp", "-o", "terraform"]),
+        &mut policy(
+            &env,
+            &api,
+            &[
+                "--proxy",
+                "PostgreSqlProxy",
+                "-U",
+                "iamuserapp",
+                "-o",
+                "terraform",
+            ],
+        ),
         0,
     );
     assert!(
-        run.stdout.contains("data \"aws_iam_policy_document\" \"rdsiam_connect_postgresqlproxy\""),
+        run.stdout
+            .contains("data \"aws_iam_policy_document\" \"rdsiam_connect_postgresqlproxy\""),
         "{}",
         run.stdout
     );
     assert!(
-        run.stdout.contains("data \"aws_iam_policy_document\" \"rdsiam_proxy_role_postgresqlproxy\""),
+        run.stdout
+            .contains("data \"aws_iam_policy_document\" \"rdsiam_proxy_role_postgresqlproxy\""),
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains(&format!("\"{prx}/iamuserapp\",")), "{}", run.stdout);
-    assert!(run.stdout.contains(&format!("\"{cluster}/iamuserapp\",")), "{}", run.stdout);
-    assert!(run.stdout.contains("role/PostgreSqlProxy-proxy-role"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("\"{prx}/iamuserapp\",")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!("\"{cluster}/iamuserapp\",")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("role/PostgreSqlProxy-proxy-role"),
+        "{}",
+        run.stdout
+    );
 
     // --account replaces STS's; bad input is a usage error before any call.
     let run = expect(
-        &mut policy(&env, &api, &["--cluster", "databasecluster", "-U", "app", "--account", "111122223333"]),
+        &mut policy(
+            &env,
+            &api,
+            &[
+                "--cluster",
+                "databasecluster",
+                "-U",
+                "app",
+                "--account",
+                "111122223333",
+            ],
+        ),
         0,
     );
-    assert!(run.stdout.contains(&format!(
-        "arn:aws:rds-db:us-east-1:111122223333:dbuser:{}/app",
-        inv.clusters[0].resource_id
-    )), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!(
+            "arn:aws:rds-db:us-east-1:111122223333:dbuser:{}/app",
+            inv.clusters[0].resource_id
+        )),
+        "{}",
+        run.stdout
+    );
     api.clear_requests();
-    expect(&mut policy(&env, &api, &["--cluster", "databasecluster", "-U", "app", "--account", "12"]), 2);
-    expect(&mut policy(&env, &api, &["--cluster", "databasecluster", "-U", "a*"]), 2);
-    expect(&mut policy(&env, &api, &["--host", "h.example", "-U", "app"]), 2);
-    assert!(api.requests().is_empty(), "usage errors come before any call");
     expect(
-        &mut policy(&env, &api, &["--cluster", "databasecluster", "-U", "app", "--proxy-role"]),
+        &mut policy(
+            &env,
+            &api,
+            &[
+                "--cluster",
+                "databasecluster",
+                "-U",
+                "app",
+                "--account",
+                "12",
+            ],
+        ),
         2,
     );
-    let run = expect(&mut policy(&env, &api, &["--proxy", "NoSuchProxy", "-U", "app"]), 3);
-    assert!(run.stderr.contains("no proxy named `NoSuchProxy`"), "{}", run.stderr);
+    expect(
+        &mut policy(&env, &api, &["--cluster", "databasecluster", "-U", "a*"]),
+        2,
+    );
+    expect(
+        &mut policy(&env, &api, &["--host", "h.example", "-U", "app"]),
+        2,
+    );
+    assert!(
+        api.requests().is_empty(),
+        "usage errors come before any call"
+    );
+    expect(
+        &mut policy(
+            &env,
+            &api,
+            &["--cluster", "databasecluster", "-U", "app", "--proxy-role"],
+        ),
+        2,
+    );
+    let run = expect(
+        &mut policy(&env, &api, &["--proxy", "NoSuchProxy", "-U", "app"]),
+        3,
+    );
+    assert!(
+        run.stderr.contains("no proxy named `NoSuchProxy`"),
+        "{}",
+        run.stderr
+    );
 }
