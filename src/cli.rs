@@ -12,7 +12,7 @@ Environment:
   AWS_PROFILE, AWS_REGION, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
   AWS_SESSION_TOKEN, AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE   read by the AWS SDK as usual
   AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL   RDS API endpoint (like --endpoint-url)
-  AWS_ENDPOINT_URL_STS                     STS endpoint for check's caller identity
+  AWS_ENDPOINT_URL_STS                     STS endpoint (check, doctor, policy: caller identity)
   PGUSER, PGDATABASE, PGSSLROOTCERT        defaults for --user, --dbname, --ca-bundle
   RDSIAM_CONFIG                            config file [default: <config dir>/rdsiam/config.toml]
   RDSIAM_VIA, RDSIAM_PSQL                  defaults for --via, --psql";
