@@ -568,6 +568,53 @@ fn an_untrusted_certificate_names_its_issuer() {
     assert!(text(&tls["next"]).contains("--ca-bundle"), "{tls:#}");
     assert_eq!(status(&report, "login"), "skip");
     assert!(!gate.events().iter().any(|e| e.starts_with("accepted")));
+
+    // The system store (rustls-native-certs reads SSL_CERT_FILE) is named
+    // when it is what vouched.
+    let report = json(
+        doctor(
+            &env,
+            &api,
+            None,
+            &["--host", "localhost", "--port", &port],
+            "iamuserapp",
+        )
+        .env("SSL_CERT_FILE", ca_file(&env, &gate)),
+        0,
+    );
+    assert_eq!(step(&report, "tls")["details"]["trusted_by"], "system");
+}
+
+#[test]
+fn without_credentials_the_network_and_tls_are_still_checked() {
+    let env = Env::new();
+    let api = RdsApi::start(Inventory::default()).unwrap();
+    let gate = gate();
+    let mut cmd = env.bare();
+    cmd.args([
+        "doctor",
+        "--host",
+        "localhost",
+        "--port",
+        &gate.port().to_string(),
+    ])
+    .args(["-U", "iamuserapp", "--region", REGION])
+    .env("AWS_ENDPOINT_URL_STS", api.url())
+    .arg("--ca-bundle")
+    .arg(ca_file(&env, &gate));
+    let report = json(&mut cmd, 3);
+    let creds = step(&report, "credentials");
+    assert_eq!(creds["status"], "fail");
+    assert!(
+        text(&creds["found"]).contains("no AWS credentials found"),
+        "{creds:#}"
+    );
+    assert!(text(&creds["next"]).contains("aws configure"), "{creds:#}");
+    assert_eq!(status(&report, "identity"), "skip");
+    assert_eq!(status(&report, "network"), "ok");
+    assert_eq!(status(&report, "tls"), "ok");
+    assert_eq!(status(&report, "login"), "skip");
+    assert!(api.requests().is_empty());
 }
 
 #[test]
