@@ -31,6 +31,8 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('sql', 'sql', [CompletionResultType]::ParameterValue, 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off')
             [CompletionResult]::new('targets', 'targets', [CompletionResultType]::ParameterValue, 'List the named targets in the config file, or show one with where each value comes from')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Find why an IAM login fails: credentials, identity and clock, target, policy, network, TLS, login, inside')
+            [CompletionResult]::new('policy', 'policy', [CompletionResultType]::ParameterValue, 'Print the least-privilege IAM policy allowing rds-db:connect on the target for these users')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff) to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -209,6 +211,56 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
         'rdsiam;targets;help;help' {
             break
         }
+        'rdsiam;doctor' {
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'RDS Proxy name (exact match first, then case-insensitive)')
+            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)')
+            [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'DB instance identifier')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Endpoint host name, used as is (no RDS API call)')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432]')
+            [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database name [env: PGDATABASE]')
+            [CompletionResult]::new('--dbname', '--dbname', [CompletionResultType]::ParameterName, 'Database name [env: PGDATABASE]')
+            [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile''s]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'AWS profile from ~/.aws/config [env: AWS_PROFILE]')
+            [CompletionResult]::new('--endpoint-url', '--endpoint-url', [CompletionResultType]::ParameterName, 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]')
+            [CompletionResult]::new('--via', '--via', [CompletionResultType]::ParameterName, 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]')
+            [CompletionResult]::new('--sslmode', '--sslmode', [CompletionResultType]::ParameterName, 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS')
+            [CompletionResult]::new('--ca-bundle', '--ca-bundle', [CompletionResultType]::ParameterName, 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for TCP, TLS and login together [default: 10]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (json: a stable schema, see the README)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (json: a stable schema, see the README)')
+            [CompletionResult]::new('--no-config', '--no-config', [CompletionResultType]::ParameterName, 'Ignore the config file')
+            [CompletionResult]::new('--reader', '--reader', [CompletionResultType]::ParameterName, 'With --cluster: the cluster''s reader endpoint instead of the writer')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Treat a warning as a failure (exit 6)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rdsiam;policy' {
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'RDS Proxy name')
+            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Aurora cluster identifier')
+            [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'DB instance identifier')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Refused with a clear message: a host name carries no resource id')
+            [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database users the policy allows (repeatable) [default: the target''s user, PGUSER]')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Database users the policy allows (repeatable) [default: the target''s user, PGUSER]')
+            [CompletionResult]::new('--account', '--account', [CompletionResultType]::ParameterName, 'Account of the resource ARNs [default: from STS GetCallerIdentity]')
+            [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile''s]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'AWS profile from ~/.aws/config [env: AWS_PROFILE]')
+            [CompletionResult]::new('--endpoint-url', '--endpoint-url', [CompletionResultType]::ParameterName, 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--no-config', '--no-config', [CompletionResultType]::ParameterName, 'Ignore the config file')
+            [CompletionResult]::new('--reader', '--reader', [CompletionResultType]::ParameterName, 'With --cluster: the reader endpoint (same policy as the writer)')
+            [CompletionResult]::new('--proxy-role', '--proxy-role', [CompletionResultType]::ParameterName, 'For an end-to-end IAM proxy: print the policy its own role needs instead')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'rdsiam;completions' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -230,6 +282,8 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('sql', 'sql', [CompletionResultType]::ParameterValue, 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off')
             [CompletionResult]::new('targets', 'targets', [CompletionResultType]::ParameterValue, 'List the named targets in the config file, or show one with where each value comes from')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Find why an IAM login fails: credentials, identity and clock, target, policy, network, TLS, login, inside')
+            [CompletionResult]::new('policy', 'policy', [CompletionResultType]::ParameterValue, 'Print the least-privilege IAM policy allowing rds-db:connect on the target for these users')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff) to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -259,6 +313,12 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             break
         }
         'rdsiam;help;targets;names' {
+            break
+        }
+        'rdsiam;help;doctor' {
+            break
+        }
+        'rdsiam;help;policy' {
             break
         }
         'rdsiam;help;completions' {

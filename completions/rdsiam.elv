@@ -28,6 +28,8 @@ set edit:completion:arg-completer[rdsiam] = {|@words|
             cand sql 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal'
             cand list 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off'
             cand targets 'List the named targets in the config file, or show one with where each value comes from'
+            cand doctor 'Find why an IAM login fails: credentials, identity and clock, target, policy, network, TLS, login, inside'
+            cand policy 'Print the least-privilege IAM policy allowing rds-db:connect on the target for these users'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff) to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -193,6 +195,54 @@ set edit:completion:arg-completer[rdsiam] = {|@words|
         }
         &'rdsiam;targets;help;help'= {
         }
+        &'rdsiam;doctor'= {
+            cand --proxy 'RDS Proxy name (exact match first, then case-insensitive)'
+            cand --cluster 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)'
+            cand --instance 'DB instance identifier'
+            cand --host 'Endpoint host name, used as is (no RDS API call)'
+            cand --port 'Port [default: the API''s port, else 5432]'
+            cand -U 'Database user, the role granted rds_iam [env: PGUSER]'
+            cand --user 'Database user, the role granted rds_iam [env: PGUSER]'
+            cand -d 'Database name [env: PGDATABASE]'
+            cand --dbname 'Database name [env: PGDATABASE]'
+            cand --region 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile''s]'
+            cand --profile 'AWS profile from ~/.aws/config [env: AWS_PROFILE]'
+            cand --endpoint-url 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]'
+            cand --via 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]'
+            cand --sslmode 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS'
+            cand --ca-bundle 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]'
+            cand --connect-timeout 'Seconds to wait for TCP, TLS and login together [default: 10]'
+            cand -o 'Output format (json: a stable schema, see the README)'
+            cand --output 'Output format (json: a stable schema, see the README)'
+            cand --no-config 'Ignore the config file'
+            cand --reader 'With --cluster: the cluster''s reader endpoint instead of the writer'
+            cand --strict 'Treat a warning as a failure (exit 6)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdsiam;policy'= {
+            cand --proxy 'RDS Proxy name'
+            cand --cluster 'Aurora cluster identifier'
+            cand --instance 'DB instance identifier'
+            cand --host 'Refused with a clear message: a host name carries no resource id'
+            cand -U 'Database users the policy allows (repeatable) [default: the target''s user, PGUSER]'
+            cand --user 'Database users the policy allows (repeatable) [default: the target''s user, PGUSER]'
+            cand --account 'Account of the resource ARNs [default: from STS GetCallerIdentity]'
+            cand --region 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile''s]'
+            cand --profile 'AWS profile from ~/.aws/config [env: AWS_PROFILE]'
+            cand --endpoint-url 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --no-config 'Ignore the config file'
+            cand --reader 'With --cluster: the reader endpoint (same policy as the writer)'
+            cand --proxy-role 'For an end-to-end IAM proxy: print the policy its own role needs instead'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'rdsiam;completions'= {
             cand -h 'Print help'
             cand --help 'Print help'
@@ -212,6 +262,8 @@ set edit:completion:arg-completer[rdsiam] = {|@words|
             cand sql 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal'
             cand list 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off'
             cand targets 'List the named targets in the config file, or show one with where each value comes from'
+            cand doctor 'Find why an IAM login fails: credentials, identity and clock, target, policy, network, TLS, login, inside'
+            cand policy 'Print the least-privilege IAM policy allowing rds-db:connect on the target for these users'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff) to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -233,6 +285,10 @@ set edit:completion:arg-completer[rdsiam] = {|@words|
         &'rdsiam;help;targets;show'= {
         }
         &'rdsiam;help;targets;names'= {
+        }
+        &'rdsiam;help;doctor'= {
+        }
+        &'rdsiam;help;policy'= {
         }
         &'rdsiam;help;completions'= {
         }

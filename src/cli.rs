@@ -13,7 +13,7 @@ const ENV_HELP: &str = "\
 Environment:
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
   AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE   read by the AWS SDK as usual
-  AWS_ENDPOINT_URL_STS                     STS endpoint for check's caller identity
+  AWS_ENDPOINT_URL_STS                     STS endpoint (check, doctor, policy: caller identity)
   RDSIAM_CONFIG                            config file [default: <config dir>/rdsiam/config.toml]
   RDSIAM_PSQL                              default for --psql";
 
@@ -50,6 +50,12 @@ pub enum Command {
     List(ListArgs),
     /// List the named targets in the config file, or show one with where each value comes from
     Targets(TargetsArgs),
+    /// Find why an IAM login fails: credentials, identity and clock, target, policy, network, TLS, login, inside
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor(DoctorArgs),
+    /// Print the least-privilege IAM policy allowing rds-db:connect on the target for these users
+    #[command(after_help = EXIT_CODES_HELP)]
+    Policy(PolicyArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Print the man page (roff) to stdout
@@ -297,6 +303,121 @@ pub enum TargetsAction {
     /// Print the target names, one per line (used by shell completion)
     #[command(hide = true)]
     Names,
+}
+
+const DOCTOR_HELP: &str = "\
+Steps: 1 credentials, 2 identity (STS, clock skew), 3 target (RDS API), 4 policy (the
+rds-db:connect ARN), 5 network (DNS, TCP), 6 tls, 7 login (fresh token), 8 inside.
+A step that needs a failed one is skipped; all others run.
+
+Exit codes:
+  0  nothing failed (warnings allowed unless --strict)
+  1  other error
+  2  usage (bad flags, config or input)
+  3  the first failure is on the AWS side (credentials, clock, API, target, IAM auth off)
+  4  the first failure is network or TLS
+  5  the first failure is the database refusing the login (or a missing database)
+  6  --strict and a step warned";
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    /// Output format (json: a stable schema, see the README)
+    #[arg(short, long, value_enum, default_value_t = CheckOutput::Text)]
+    pub output: CheckOutput,
+
+    /// Treat a warning as a failure (exit 6)
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyOutput {
+    /// An IAM policy document, as `aws iam create-policy --policy-document` takes it
+    Json,
+    /// `data "aws_iam_policy_document"` blocks
+    Terraform,
+}
+
+/// `policy` takes several users, so it spells out the target flags itself
+/// (TargetArgs has one `--user`).
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// A named target from the config file (`rdsiam targets` lists them)
+    #[arg(value_name = "TARGET", help_heading = "Target")]
+    pub target: Option<String>,
+
+    /// Ignore the config file
+    #[arg(long, help_heading = "Target")]
+    pub no_config: bool,
+
+    /// RDS Proxy name
+    #[arg(long, value_name = "NAME", group = "kind", help_heading = "Target")]
+    pub proxy: Option<String>,
+
+    /// Aurora cluster identifier
+    #[arg(long, value_name = "ID", group = "kind", help_heading = "Target")]
+    pub cluster: Option<String>,
+
+    /// With --cluster: the reader endpoint (same policy as the writer)
+    #[arg(long, conflicts_with_all = ["proxy", "instance", "host"], help_heading = "Target")]
+    pub reader: bool,
+
+    /// DB instance identifier
+    #[arg(long, value_name = "ID", group = "kind", help_heading = "Target")]
+    pub instance: Option<String>,
+
+    /// Refused with a clear message: a host name carries no resource id
+    #[arg(long, value_name = "HOST", group = "kind", hide = true)]
+    pub host: Option<String>,
+
+    /// Database users the policy allows (repeatable) [default: the target's user, PGUSER]
+    #[arg(
+        short = 'U',
+        long = "user",
+        value_name = "USER",
+        help_heading = "Target"
+    )]
+    pub users: Vec<String>,
+
+    /// Account of the resource ARNs [default: from STS GetCallerIdentity]
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+
+    /// For an end-to-end IAM proxy: print the policy its own role needs instead
+    #[arg(long)]
+    pub proxy_role: bool,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = PolicyOutput::Json)]
+    pub output: PolicyOutput,
+}
+
+impl PolicyArgs {
+    /// The shared target flags, with the first user standing for all.
+    pub fn target_args(&self) -> TargetArgs {
+        TargetArgs {
+            target: self.target.clone(),
+            no_config: self.no_config,
+            proxy: self.proxy.clone(),
+            cluster: self.cluster.clone(),
+            reader: self.reader,
+            instance: self.instance.clone(),
+            host: self.host.clone(),
+            port: None,
+            user: self.users.first().cloned(),
+            dbname: None,
+            aws: self.aws.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

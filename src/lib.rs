@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod connect;
+pub mod doctor;
 pub mod endpoint;
 pub mod error;
 pub mod files;

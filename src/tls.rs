@@ -114,6 +114,79 @@ impl Verifier {
     }
 }
 
+impl Verifier {
+    /// The verification itself, saying which root set vouched for the chain.
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<Vouched, rustls::Error> {
+        if self.sslmode == SslMode::Require {
+            return Ok(Vouched::NotChecked);
+        }
+        let mut vouched = Vouched::Primary;
+        let mut result =
+            self.primary
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        if matches!(
+            result,
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer
+            ))
+        ) && self.with_system
+            && let Some(system) = self.system()
+        {
+            vouched = Vouched::System;
+            result = system.verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        }
+        match result {
+            Ok(_) => Ok(vouched),
+            Err(err) if self.sslmode == SslMode::VerifyCa && name_mismatch(&err) => Ok(vouched),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// Which trusted set vouched for a server's chain (`rdsiam doctor` reports it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vouched {
+    /// The built-in bundle, or the `--ca-bundle` file.
+    Primary,
+    /// The system store, consulted when the built-in bundle did not know the issuer.
+    System,
+    /// `--sslmode require`: nothing was verified.
+    NotChecked,
+}
+
+/// Verify `chain` (leaf first) for `host` exactly as a connection with
+/// `sslmode` and `roots` would, and say which root set vouched for it.
+pub fn verify_chain(
+    sslmode: SslMode,
+    roots: &Roots,
+    chain: &[CertificateDer<'static>],
+    host: &str,
+) -> Result<std::result::Result<Vouched, rustls::Error>> {
+    let provider = provider();
+    let primary = webpki(store(roots.certificates()?), &provider)
+        .ok_or_else(|| Failure::usage("the CA bundle holds no usable root certificate"))?;
+    let verifier = Verifier {
+        sslmode,
+        primary,
+        with_system: matches!(roots, Roots::BuiltIn),
+        system: OnceLock::new(),
+        provider,
+    };
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return Ok(Err(rustls::Error::NoCertificatesPresented));
+    };
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|_| Failure::usage(format!("`{host}` is not a valid TLS server name")))?;
+    Ok(verifier.check(leaf, intermediates, &name, &[], UnixTime::now()))
+}
+
 fn name_mismatch(err: &rustls::Error) -> bool {
     matches!(
         err,
@@ -132,28 +205,8 @@ impl ServerCertVerifier for Verifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if self.sslmode == SslMode::Require {
-            return Ok(ServerCertVerified::assertion());
-        }
-        let mut result =
-            self.primary
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
-        if matches!(
-            result,
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::UnknownIssuer
-            ))
-        ) && self.with_system
-            && let Some(system) = self.system()
-        {
-            result = system.verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
-        }
-        match result {
-            Err(err) if self.sslmode == SslMode::VerifyCa && name_mismatch(&err) => {
-                Ok(ServerCertVerified::assertion())
-            }
-            other => other,
-        }
+        self.check(end_entity, intermediates, server_name, ocsp, now)
+            .map(|_| ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(

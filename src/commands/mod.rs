@@ -3,7 +3,9 @@
 
 mod check;
 mod completions;
+mod doctor;
 mod list;
+mod policy;
 mod psql;
 mod sql;
 mod targets;
@@ -32,6 +34,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Psql(args) => psql::run(args),
         Command::Sql(args) => sql::run(args),
         Command::Targets(args) => targets::run(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Policy(args) => policy::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man => completions::man(),
     }

@@ -73,16 +73,30 @@ impl TestCa {
     /// Entries that parse as IP addresses become IP SANs, the rest DNS SANs; the first entry is
     /// also the subject CN, for tools that still print it.
     pub fn issue(&self, sans: &[&str]) -> Result<(String, String)> {
-        self.issue_until(sans, (2099, 1, 1))
+        self.issue_not_after(sans, Until::Date((2099, 1, 1)))
     }
 
     /// Like [`TestCa::issue`], but valid only from 2020 to the end of 2021: expired.
     pub fn issue_expired(&self, sans: &[&str]) -> Result<(String, String)> {
-        self.issue_until(sans, (2021, 12, 31))
+        self.issue_not_after(sans, Until::Date((2021, 12, 31)))
     }
 
-    /// A leaf valid from 2020-01-01 to `(year, month, day)`.
-    fn issue_until(&self, sans: &[&str], until: (i32, u8, u8)) -> Result<(String, String)> {
+    /// Like [`TestCa::issue`], but the certificate expires `valid_for` from now, for tests of
+    /// expiry warnings such as "expires in 10 days".
+    pub fn issue_expiring_in(
+        &self,
+        sans: &[&str],
+        valid_for: std::time::Duration,
+    ) -> Result<(String, String)> {
+        self.issue_not_after(sans, Until::In(valid_for))
+    }
+
+    /// A leaf valid from 2020-01-01 until `not_after`.
+    fn issue_not_after(
+        &self,
+        sans: &[&str],
+        not_after: Until,
+    ) -> Result<(String, String)> {
         let key = KeyPair::generate().context("generating a leaf key")?;
         let names: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
         let mut params = CertificateParams::new(names)
@@ -99,7 +113,15 @@ impl TestCa {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
         params.not_before = date_time_ymd(2020, 1, 1);
-        params.not_after = date_time_ymd(until.0, until.1, until.2);
+        params.not_after = match not_after {
+            Until::Date((y, m, d)) => date_time_ymd(y, m, d),
+            Until::In(valid_for) => {
+                let since_epoch = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .context("the system clock is before 1970")?;
+                date_time_ymd(1970, 1, 1) + since_epoch + valid_for
+            }
+        };
         let cert = params
             .signed_by(&key, &self.issuer)
             .with_context(|| format!("issuing a certificate for {sans:?}"))?;
@@ -148,4 +170,10 @@ mod tests {
         let stranger = TestCa::new().unwrap();
         assert_ne!(stranger.ca_pem(), ca.ca_pem());
     }
+}
+
+/// When a leaf stops being valid: a calendar date, or a span from now.
+enum Until {
+    Date((i32, u8, u8)),
+    In(std::time::Duration),
 }

@@ -96,6 +96,15 @@ pub struct GateConfig {
     pub region: String,
     /// Known credentials: (access key id, secret, session token required when `Some`).
     pub credentials: Vec<(String, String, Option<String>)>,
+    /// Hosts on the gate's certificate that play a direct instance or cluster endpoint. There,
+    /// as in RDS's pg_hba, only members of `rds_iam` are sent to PAM: a good token for a role
+    /// outside `rds_iam` (or unknown) gets `FATAL 28P01 password authentication failed for user
+    /// "…"`, the token having been checked as the role's own password. (Elsewhere the gate
+    /// answers like RDS Proxy: PAM's message for every refusal.)
+    pub direct_hosts: Vec<String>,
+    /// When set, the gate's certificate expires this long after start-up (default: 2099), for
+    /// certificate expiry warnings.
+    pub cert_expires_in: Option<Duration>,
 }
 
 impl std::fmt::Debug for GateConfig {
@@ -124,6 +133,8 @@ impl GateConfig {
             extra_hosts: Vec::new(),
             iam_off_hosts: Vec::new(),
             endpoint_port: None,
+            direct_hosts: Vec::new(),
+            cert_expires_in: None,
             region: TEST_REGION.to_string(),
             credentials: vec![(
                 TEST_ACCESS_KEY_ID.to_string(),
@@ -166,6 +177,7 @@ struct Shared {
     endpoint_host: String,
     extra_hosts: Vec<String>,
     iam_off_hosts: Vec<String>,
+    direct_hosts: Vec<String>,
     expected_port: u16,
     region: String,
     credentials: Vec<(String, String, Option<String>)>,
@@ -200,6 +212,7 @@ impl Shared {
         let named = token_host(token);
         self.extra_hosts
             .iter()
+            .chain(&self.direct_hosts)
             .find(|h| h.eq_ignore_ascii_case(named))
             .unwrap_or(&self.endpoint_host)
     }
@@ -208,6 +221,14 @@ impl Shared {
     fn iam_off(&self, token: &str) -> bool {
         let named = token_host(token);
         self.iam_off_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(named))
+    }
+
+    /// Whether `token` names one of the hosts playing a direct endpoint.
+    fn direct(&self, token: &str) -> bool {
+        let named = token_host(token);
+        self.direct_hosts
             .iter()
             .any(|h| h.eq_ignore_ascii_case(named))
     }
@@ -246,13 +267,17 @@ impl Gate {
         let mut sans = vec!["localhost", "127.0.0.1"];
         let hosts = std::iter::once(&cfg.endpoint_host)
             .chain(&cfg.extra_hosts)
-            .chain(&cfg.iam_off_hosts);
+            .chain(&cfg.iam_off_hosts)
+            .chain(&cfg.direct_hosts);
         for host in hosts {
             if !sans.iter().any(|s| s.eq_ignore_ascii_case(host)) {
                 sans.push(host.as_str());
             }
         }
-        let tls_good = acceptor(&provider, cfg.ca.issue(&sans)?)?;
+        let tls_good = match cfg.cert_expires_in {
+            Some(valid_for) => acceptor(&provider, cfg.ca.issue_expiring_in(&sans, valid_for)?)?,
+            None => acceptor(&provider, cfg.ca.issue(&sans)?)?,
+        };
         let stranger = TestCa::new()?;
         let tls_wrong_ca = acceptor(&provider, stranger.issue(&sans)?)?;
         let tls_wrong_host = acceptor(&provider, cfg.ca.issue(&["wrong.example.com"])?)?;
@@ -293,6 +318,7 @@ impl Gate {
             endpoint_host: cfg.endpoint_host.clone(),
             extra_hosts: cfg.extra_hosts.clone(),
             iam_off_hosts: cfg.iam_off_hosts.clone(),
+            direct_hosts: cfg.direct_hosts.clone(),
             expected_port: cfg.endpoint_port.unwrap_or(addr.port()),
             region: cfg.region.clone(),
             credentials: cfg.credentials.clone(),
@@ -640,6 +666,7 @@ where
         send_error(&mut client, "28P01", &msg).await;
         return Ok(());
     }
+    let direct = std::str::from_utf8(password).is_ok_and(|t| sh.direct(t));
     let verdict = match std::str::from_utf8(password) {
         Ok(token) => verify_token_bytes(
             token,
@@ -684,7 +711,11 @@ where
             // RDS doesn't tell a stranger whether a role exists: same answer as a bad token.
             if code == "28000" && message.contains("does not exist") {
                 sh.event(format!("rejected user={shown} reason=unknown-user"));
-                send_pam_failure(&mut client, &shown).await;
+                if direct {
+                    send_password_failure(&mut client, &shown).await;
+                } else {
+                    send_pam_failure(&mut client, &shown).await;
+                }
             } else {
                 sh.event(format!("backend-refused user={shown} code={code}"));
                 client.write_all(&bytes).await?;
@@ -699,7 +730,11 @@ where
         sh.event(format!("rejected user={shown} reason=no-rds-iam"));
         let _ = backend.write_all(&[b'X', 0, 0, 0, 4]).await;
         let _ = backend.flush().await;
-        send_pam_failure(&mut client, &shown).await;
+        if direct {
+            send_password_failure(&mut client, &shown).await;
+        } else {
+            send_pam_failure(&mut client, &shown).await;
+        }
         return Ok(());
     }
     sh.event(format!("accepted user={shown}"));
@@ -1151,6 +1186,12 @@ async fn send_error<S: AsyncWrite + Unpin>(s: &mut S, code: &str, message: &str)
 
 async fn send_pam_failure<S: AsyncWrite + Unpin>(s: &mut S, user: &str) {
     let msg = format!("PAM authentication failed for user \"{user}\"");
+    send_error(s, "28P01", &msg).await;
+}
+
+/// What a direct RDS endpoint answers when it checked the token as the role's own password.
+async fn send_password_failure<S: AsyncWrite + Unpin>(s: &mut S, user: &str) {
+    let msg = format!("password authentication failed for user \"{user}\"");
     send_error(s, "28P01", &msg).await;
 }
 

@@ -8,7 +8,11 @@
 //! credentials/region the CLI used and how many calls pagination and retries took.
 //!
 //! Answered actions: `DescribeDBProxies`, `DescribeDBClusters`, `DescribeDBInstances` (with
-//! `MaxRecords`/`Marker` pagination and the common `Filters`) and STS `GetCallerIdentity`.
+//! `MaxRecords`/`Marker` pagination and the common `Filters`), `DescribeDBProxyTargets` and STS
+//! `GetCallerIdentity`. Every answer carries a `Date` header, movable with
+//! [`RdsApi::set_clock_offset`] (clients measure clock skew from it), and
+//! [`RdsApi::require_signatures`] turns on AWS's own SigV4 check (wrong secrets get
+//! `SignatureDoesNotMatch`).
 //! Response and error XML follow the shapes the SDK's generated deserializers expect (checked
 //! against aws-sdk-rds 1.159 / aws-sdk-sts 1.124, and by the SDK-driven tests below).
 //!
@@ -71,6 +75,10 @@ pub struct Proxy {
     pub iam_auth: String,
     /// `IAM_AUTH` for end-to-end IAM proxies; `None` omits the element.
     pub default_auth_scheme: Option<String>,
+    /// Identifiers of the clusters or instances in the inventory that the proxy's default
+    /// target group points at, as `DescribeDBProxyTargets` reports them (a cluster as a
+    /// `TRACKED_CLUSTER` target plus one `RDS_INSTANCE` per member).
+    pub targets: Vec<String>,
 }
 
 /// An Aurora DB cluster, as `DescribeDBClusters` reports it.
@@ -217,6 +225,7 @@ impl Proxy {
             require_tls: true,
             iam_auth: "REQUIRED".to_string(),
             default_auth_scheme: Some("IAM_AUTH".to_string()),
+            targets: Vec::new(),
         }
     }
 }
@@ -292,6 +301,7 @@ impl Inventory {
     pub fn article() -> Inventory {
         let proxy = Proxy {
             arn: format!("arn:aws:rds:{REGION}:{ACCOUNT}:db-proxy:prx-0123456789abcdef0"),
+            targets: vec!["databasecluster".to_string()],
             ..Proxy::new("PostgreSqlProxy")
         };
         let cluster = Cluster {
@@ -351,6 +361,10 @@ impl Inventory {
 
 struct State {
     inventory: Inventory,
+    /// Added to the real time in each answer's `Date` header, as if AWS's clock differed.
+    clock_offset: i64,
+    /// When set, requests must carry a valid SigV4 signature by one of these (key id, secret).
+    secrets: Option<Vec<(String, String)>>,
     fault: Fault,
     /// `Some(action)` confines `fault` to that action.
     fault_action: Option<String>,
@@ -382,6 +396,8 @@ impl RdsApi {
         };
         let state = Arc::new(Mutex::new(State {
             inventory,
+            clock_offset: 0,
+            secrets: None,
             fault: Fault::None,
             fault_action: None,
             requests: Vec::new(),
@@ -472,6 +488,24 @@ impl RdsApi {
     pub fn clear_requests(&self) {
         lock(&self.state).requests.clear();
     }
+
+    /// Moves the clock in every answer's `Date` header by `secs` (positive: AWS lives in the
+    /// future), which is how clients measure their clock skew.
+    pub fn set_clock_offset(&self, secs: i64) {
+        lock(&self.state).clock_offset = secs;
+    }
+
+    /// From now on, check each request's SigV4 signature as AWS does: an unknown key id gets
+    /// `403 InvalidClientTokenId`, a signature made with another secret `403
+    /// SignatureDoesNotMatch`. Off by default (then only the credential scope is read).
+    pub fn require_signatures(&self, credentials: &[(&str, &str)]) {
+        lock(&self.state).secrets = Some(
+            credentials
+                .iter()
+                .map(|(k, s)| (k.to_string(), s.to_string()))
+                .collect(),
+        );
+    }
 }
 
 impl Drop for RdsApi {
@@ -519,6 +553,8 @@ struct HttpResponse {
     body: String,
     /// Set by the misbehaving faults: what to send instead of this answer.
     misbehave: Option<Misbehave>,
+    /// Unix seconds for the `Date` header.
+    date: i64,
 }
 
 #[derive(Clone, Copy)]
@@ -563,9 +599,10 @@ impl HttpResponse {
             _ => "Unknown",
         };
         let mut head = format!(
-            "HTTP/1.1 {} {reason}\r\nx-amzn-RequestId: {}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n",
+            "HTTP/1.1 {} {reason}\r\nx-amzn-RequestId: {}\r\nDate: {}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n",
             self.status,
             self.request_id,
+            http_date(self.date),
             self.body.len()
         );
         if !keep_alive {
@@ -593,6 +630,7 @@ async fn serve_connection(socket: TcpStream, state: Arc<Mutex<State>>) {
                     request_id: "malformed-request".to_string(),
                     body: error_xml(RDS_XMLNS, 400, "MalformedRequest", &e.to_string(), ""),
                     misbehave: None,
+                    date: unix_now() + lock(&state).clock_offset,
                 };
                 let _ = writer.write_all(&response.to_bytes(false)).await;
                 return;
@@ -903,7 +941,10 @@ async fn handle(state: &Mutex<State>, http: HttpRequest) -> HttpResponse {
                 "IncompleteSignature",
                 "Authorization header requires 'Credential' parameter in the form AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/SERVICE/aws4_request.",
             )),
-            (Some(_), Some(_)) => st.take_fault(&action),
+            (Some(_), Some(_)) => match st.secrets.as_deref().map(|s| check_signature(&http, s)) {
+                Some(Err(e)) => Gate::Fail(e),
+                _ => st.take_fault(&action),
+            },
         };
         (request_id, gate)
     };
@@ -915,6 +956,7 @@ async fn handle(state: &Mutex<State>, http: HttpRequest) -> HttpResponse {
                 request_id,
                 body: String::new(),
                 misbehave: Some(misbehave),
+                date: unix_now(),
             };
         }
         Gate::Raw(status, body) => {
@@ -923,6 +965,7 @@ async fn handle(state: &Mutex<State>, http: HttpRequest) -> HttpResponse {
                 request_id,
                 body,
                 misbehave: None,
+                date: unix_now(),
             };
         }
         Gate::Fail(e) => Err(e),
@@ -958,7 +1001,141 @@ async fn handle(state: &Mutex<State>, http: HttpRequest) -> HttpResponse {
         request_id,
         body,
         misbehave: None,
+        date: unix_now() + lock(state).clock_offset,
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 9110's IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Civil from days (H. Hinnant's algorithm), proleptic Gregorian.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// SigV4 header signing, checked as AWS does (only when [`RdsApi::require_signatures`] is on).
+fn check_signature(http: &HttpRequest, secrets: &[(String, String)]) -> Result<(), ApiError> {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mismatch = || {
+        api_error(
+            403,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+        )
+    };
+    let authorization = http.header("authorization").unwrap_or_default();
+    let field = |name: &str| {
+        authorization
+            .strip_prefix("AWS4-HMAC-SHA256")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .find_map(|part| part.strip_prefix(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (credential, signed_headers, signature) = (
+        field("Credential="),
+        field("SignedHeaders="),
+        field("Signature="),
+    );
+    let (key_id, scope) = credential.split_once('/').ok_or_else(mismatch)?;
+    let Some((_, secret)) = secrets.iter().find(|(k, _)| k == key_id) else {
+        return Err(api_error(
+            403,
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+        ));
+    };
+    let amz_date = http.header("x-amz-date").ok_or_else(mismatch)?;
+    let (path, query) = http.target.split_once('?').unwrap_or((&http.target, ""));
+    let mut query_pairs: Vec<(String, String)> = Vec::new();
+    let mut decoded = Params::new();
+    parse_form(query, &mut decoded);
+    for (k, v) in decoded {
+        query_pairs.push((sigv4_encode(&k), sigv4_encode(&v)));
+    }
+    query_pairs.sort();
+    let canonical_query = query_pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut canonical_headers = String::new();
+    for name in signed_headers.split(';') {
+        let values: Vec<String> = http
+            .headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        canonical_headers.push_str(&format!("{name}:{}\n", values.join(",")));
+    }
+    let payload_hash = match http.header("x-amz-content-sha256") {
+        Some(hash) => hash.to_string(),
+        None => hex::encode(Sha256::digest(&http.body)),
+    };
+    let canonical = format!(
+        "{}\n{}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{payload_hash}",
+        http.method,
+        if path.is_empty() { "/" } else { path },
+    );
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    );
+    let hmac = |key: &[u8], data: &[u8]| -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    };
+    let mut key = format!("AWS4{secret}").into_bytes();
+    for part in scope.split('/') {
+        key = hmac(&key, part.as_bytes());
+    }
+    let expected = hex::encode(hmac(&key, string_to_sign.as_bytes()));
+    if expected == signature {
+        Ok(())
+    } else {
+        Err(mismatch())
+    }
+}
+
+/// RFC 3986 unreserved characters stay, everything else `%XX`.
+fn sigv4_encode(value: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(value, SET).to_string()
 }
 
 fn answer(
@@ -971,6 +1148,7 @@ fn answer(
         "DescribeDBProxies" => describe_db_proxies(inv, params, request_id),
         "DescribeDBClusters" => describe_db_clusters(inv, params, request_id),
         "DescribeDBInstances" => describe_db_instances(inv, params, request_id),
+        "DescribeDBProxyTargets" => describe_db_proxy_targets(inv, params, request_id),
         "GetCallerIdentity" => Ok(get_caller_identity(inv, request_id)),
         "" => Err(api_error(
             400,
@@ -1127,6 +1305,90 @@ fn describe_db_proxies(
     x.close("DescribeDBProxiesResult");
     x.response_metadata(request_id);
     x.close("DescribeDBProxiesResponse");
+    Ok(x.0)
+}
+
+fn describe_db_proxy_targets(
+    inv: &Inventory,
+    params: &Params,
+    request_id: &str,
+) -> Result<String, ApiError> {
+    let name = params.get("DBProxyName").cloned().unwrap_or_default();
+    let Some(proxy) = inv.proxies.iter().find(|p| p.name == name) else {
+        return Err(api_error(
+            404,
+            "DBProxyNotFoundFault",
+            format!("DBProxy {name} is not found."),
+        ));
+    };
+    // (RdsResourceId, Type, TrackedClusterId, Endpoint, Port, ARN)
+    let mut targets: Vec<(String, &str, String, String, u16, String)> = Vec::new();
+    for id in &proxy.targets {
+        if let Some(c) = inv.clusters.iter().find(|c| c.id.eq_ignore_ascii_case(id)) {
+            targets.push((
+                c.id.clone(),
+                "TRACKED_CLUSTER",
+                c.id.clone(),
+                String::new(),
+                c.port,
+                c.arn.clone(),
+            ));
+            for i in inv.instances.iter().filter(|i| {
+                i.cluster_id
+                    .as_deref()
+                    .is_some_and(|cid| cid.eq_ignore_ascii_case(&c.id))
+            }) {
+                targets.push((
+                    i.id.clone(),
+                    "RDS_INSTANCE",
+                    c.id.clone(),
+                    i.address.clone(),
+                    i.port,
+                    i.arn.clone(),
+                ));
+            }
+        } else if let Some(i) = inv.instances.iter().find(|i| i.id.eq_ignore_ascii_case(id)) {
+            targets.push((
+                i.id.clone(),
+                "RDS_INSTANCE",
+                String::new(),
+                i.address.clone(),
+                i.port,
+                i.arn.clone(),
+            ));
+        }
+    }
+    let (page, marker) = paginate(targets, params)?;
+    let mut x = Xml::default();
+    x.open_ns("DescribeDBProxyTargetsResponse", RDS_XMLNS);
+    x.open("DescribeDBProxyTargetsResult");
+    x.open("Targets");
+    for (id, kind, tracked, endpoint, port, arn) in page {
+        x.open("member");
+        x.leaf("TargetArn", &arn);
+        x.leaf_opt("Endpoint", &endpoint);
+        x.leaf_opt("TrackedClusterId", &tracked);
+        x.leaf("RdsResourceId", &id);
+        x.leaf("Port", &port.to_string());
+        x.leaf("Type", kind);
+        x.leaf(
+            "Role",
+            if kind == "RDS_INSTANCE" {
+                "READ_WRITE"
+            } else {
+                "UNKNOWN"
+            },
+        );
+        x.open("TargetHealth");
+        x.leaf("State", "AVAILABLE");
+        x.close("TargetHealth");
+        x.close("member");
+    }
+    x.close("Targets");
+    x.leaf_opt("Marker", marker.as_deref().unwrap_or(""));
+    x.close("DescribeDBProxyTargetsResult");
+    x.response_metadata(request_id);
+    x.close("DescribeDBProxyTargetsResponse");
     Ok(x.0)
 }
 
@@ -2123,5 +2385,100 @@ mod tests {
         assert_eq!(seen[0].service.as_deref(), Some("sts"));
         assert_eq!(seen[0].region.as_deref(), Some("eu-central-1"));
         assert_eq!(seen[0].access_key_id.as_deref(), Some("AKIDSTS"));
+    }
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(1_709_251_199), "Thu, 29 Feb 2024 23:59:59 GMT");
+    }
+
+    fn sts_client(api: &RdsApi, secret: &str) -> aws_sdk_sts::Client {
+        use aws_sdk_sts::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_sts::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                "AKIDSTS",
+                secret.to_string(),
+                Some("session".to_string()),
+                None,
+                "test",
+            ))
+            .endpoint_url(api.url())
+            .build();
+        aws_sdk_sts::Client::from_conf(config)
+    }
+
+    #[tokio::test]
+    async fn signatures_are_checked_when_required() {
+        use aws_sdk_sts::error::ProvideErrorMetadata;
+        let api = article();
+        // Off by default: any secret passes.
+        sts_client(&api, "anything")
+            .get_caller_identity()
+            .send()
+            .await
+            .unwrap();
+        api.require_signatures(&[("AKIDSTS", "the-secret")]);
+        sts_client(&api, "the-secret")
+            .get_caller_identity()
+            .send()
+            .await
+            .unwrap();
+        let err = sts_client(&api, "not-the-secret")
+            .get_caller_identity()
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some("SignatureDoesNotMatch"));
+        api.require_signatures(&[("AKIDOTHER", "the-secret")]);
+        let err = sts_client(&api, "the-secret")
+            .get_caller_identity()
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some("InvalidClientTokenId"));
+    }
+
+    #[test]
+    fn date_header_follows_the_clock_offset() {
+        let api = article();
+        let now = unix_now();
+        api.set_clock_offset(-420);
+        let reply = post(&api, "Action=GetCallerIdentity&Version=2011-06-15");
+        let date = reply.header("date").expect("a Date header").to_string();
+        let shown = (now - 425..=now - 415).map(http_date).collect::<Vec<_>>();
+        assert!(shown.contains(&date), "{date} not ~7 min before now");
+    }
+
+    #[tokio::test]
+    async fn sdk_parses_proxy_targets() {
+        use aws_sdk_rds::types::TargetType;
+        let api = article();
+        let out = rds_client(&api, "us-east-1")
+            .describe_db_proxy_targets()
+            .db_proxy_name("PostgreSqlProxy")
+            .send()
+            .await
+            .unwrap();
+        let targets = out.targets();
+        assert_eq!(targets[0].r#type(), Some(&TargetType::TrackedCluster));
+        assert_eq!(targets[0].rds_resource_id(), Some("databasecluster"));
+        assert_eq!(targets[1].r#type(), Some(&TargetType::RdsInstance));
+        assert_eq!(targets[1].rds_resource_id(), Some("databasecluster-writer"));
+        assert_eq!(targets[1].tracked_cluster_id(), Some("databasecluster"));
+        let err = rds_client(&api, "us-east-1")
+            .describe_db_proxy_targets()
+            .db_proxy_name("nope")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            err.as_service_error()
+                .unwrap()
+                .is_db_proxy_not_found_fault()
+        );
     }
 }

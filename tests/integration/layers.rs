@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["endpoint"],
     &["session"],
     &["connect", "pgenv"],
-    &["repl"],
+    &["repl", "doctor"],
     &["commands"],
 ];
 

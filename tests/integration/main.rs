@@ -7,6 +7,7 @@ mod config;
 mod db;
 mod hardening;
 mod layers;
+mod doctor;
 mod psql;
 mod resolve;
 mod sql;
