@@ -2,7 +2,7 @@
 //! they go stale (refresh with `RDSIAM_BLESS=1 cargo test --test integration
 //! completions`), and load each script in its shell.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use crate::support::{Env, expect};
@@ -15,22 +15,10 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("elvish", "completions/rdsiam.elv"),
 ];
 
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
+const BLESS: &str = "RDSIAM_BLESS=1 cargo test --test integration completions";
 
 fn compare_or_bless(path: &str, generated: &str) {
-    let file = repo(path);
-    if std::env::var_os("RDSIAM_BLESS").is_some() {
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(&file, generated).unwrap();
-        return;
-    }
-    let committed = std::fs::read_to_string(&file).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "{path} is stale: refresh it with `RDSIAM_BLESS=1 cargo test --test integration completions` and commit it"
-    );
+    crate::support::compare_or_bless(path, generated, BLESS);
 }
 
 #[test]

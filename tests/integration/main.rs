@@ -4,6 +4,7 @@
 mod check;
 mod completions;
 mod config;
+mod contract;
 mod db;
 mod hardening;
 mod layers;

@@ -140,3 +140,34 @@ pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local address").port()
 }
+
+/// Compare `generated` with the committed file at `path` (relative to the
+/// repository), or rewrite the file when `RDSIAM_BLESS` is set. `bless` is
+/// the command that refreshes it, for the failure message.
+#[track_caller]
+pub fn compare_or_bless(path: &str, generated: &str, bless: &str) {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    if std::env::var_os("RDSIAM_BLESS").is_some() {
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, generated).unwrap();
+        return;
+    }
+    let Ok(committed) = std::fs::read_to_string(&file) else {
+        panic!("{path} is missing: create it with `{bless}`, review it and commit it\n{generated}");
+    };
+    if committed != generated {
+        let (old, new) = (committed.lines(), generated.lines());
+        let at = old
+            .clone()
+            .zip(new.clone())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| old.clone().count().min(new.clone().count()));
+        panic!(
+            "{path} is stale: refresh it with `{bless}`, review the diff and commit it\n\
+             first difference, line {}:\n- {}\n+ {}",
+            at + 1,
+            old.clone().nth(at).unwrap_or("(end of file)"),
+            new.clone().nth(at).unwrap_or("(end of file)"),
+        );
+    }
+}
