@@ -14,6 +14,7 @@ pub mod endpoint;
 pub mod error;
 pub mod output;
 pub mod pgenv;
+pub mod proxy;
 pub mod repl;
 pub mod target;
 pub mod tls;

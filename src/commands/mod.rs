@@ -4,7 +4,9 @@
 mod check;
 mod completions;
 mod list;
+mod proxy;
 mod psql;
+mod run;
 mod sql;
 mod targets;
 mod token;
@@ -28,6 +30,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::List(args) => list::run(args),
         Command::Psql(args) => psql::run(args),
         Command::Sql(args) => sql::run(args),
+        Command::Proxy(args) => proxy::run(args),
+        Command::Run(args) => run::run(args),
         Command::Targets(args) => targets::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man => completions::man(),

@@ -19,6 +19,9 @@ use super::resolve_blocking;
 pub fn run(args: PsqlArgs) -> Result<u8> {
     let (target, conn) = Target::with_conn(&args.target, &args.conn)?;
     let psql = find_psql(args.psql.as_deref())?;
+    if args.long {
+        return super::run::psql(args, psql);
+    }
     let resolved = resolve_blocking(&target)?;
     let env = libpq_env(&resolved, &conn)?;
 

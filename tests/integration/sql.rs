@@ -343,7 +343,7 @@ fn sql_login_failure_keeps_its_exit_code() {
 /// line editing, Ctrl-C as the 0x03 byte, SIGINT from the terminal driver.
 // openpty/ptsname need libc calls; the only unsafe code in the crate.
 #[allow(unsafe_code)]
-mod pty {
+pub(crate) mod pty {
     use std::fs::{File, OpenOptions};
     use std::io::{Read, Write};
     use std::os::fd::{AsRawFd, FromRawFd};
