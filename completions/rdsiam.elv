@@ -28,6 +28,8 @@ set edit:completion:arg-completer[rdsiam] = {|@words|
             cand sql 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal'
             cand list 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off'
             cand targets 'List the named targets in the config file, or show one with where each value comes from'
+            cand proxy 'A local proxy: any PostgreSQL client logs in with IAM tokens it never sees, for hours'
+            cand run 'Run one command with a private proxy (PGHOST etc. point at it) for as long as it runs'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff) to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -103,6 +105,7 @@ set edit:completion:arg-completer[rdsiam] = {|@words|
             cand --no-config 'Ignore the config file'
             cand --reader 'With --cluster: the cluster''s reader endpoint instead of the writer'
             cand --print-env 'Show the environment psql would get (password masked) and exit'
+            cand --long 'Run psql behind a private proxy, as `rdsiam run` does, so `\c` and reconnects keep working after the first token''s 15 minutes'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -188,6 +191,62 @@ set edit:completion:arg-completer[rdsiam] = {|@words|
         }
         &'rdsiam;targets;help;help'= {
         }
+        &'rdsiam;proxy'= {
+            cand --proxy 'RDS Proxy name (exact match first, then case-insensitive)'
+            cand --cluster 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)'
+            cand --instance 'DB instance identifier'
+            cand --host 'Endpoint host name, used as is (no RDS API call)'
+            cand --port 'Port [default: the API''s port, else 5432]'
+            cand -U 'Database user, the role granted rds_iam [env: PGUSER]'
+            cand --user 'Database user, the role granted rds_iam [env: PGUSER]'
+            cand -d 'Database name [env: PGDATABASE]'
+            cand --dbname 'Database name [env: PGDATABASE]'
+            cand --region 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile''s]'
+            cand --profile 'AWS profile from ~/.aws/config [env: AWS_PROFILE]'
+            cand --endpoint-url 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]'
+            cand --via 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]'
+            cand --sslmode 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS'
+            cand --ca-bundle 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]'
+            cand --connect-timeout 'Seconds to wait for TCP, TLS and login together [default: 10]'
+            cand --listen 'TCP address for the first target (ports count up for more targets; `none`: no TCP). Anything but loopback lets whoever reaches it log in as you [default: 127.0.0.1:5432]'
+            cand --unix-socket 'Also listen on DIR/.s.PGSQL.PORT (DIR made 0700 if missing), for `psql -h DIR -p PORT`'
+            cand --http-address 'Serve /startup, /liveness, /readiness and /metrics (Prometheus) on ADDR:PORT [default: off]'
+            cand --max-connections 'Client connections open at once; more get FATAL 53300'
+            cand --max-connection-rate 'New upstream logins per second; more wait their turn (RDS throttles IAM logins at 200/s)'
+            cand --max-sigterm-delay 'Seconds open connections get to finish after SIGTERM/SIGINT (a second signal ends at once)'
+            cand --log-format 'Connection log format on stderr'
+            cand --no-config 'Ignore the config file'
+            cand --reader 'With --cluster: the cluster''s reader endpoint instead of the writer'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdsiam;run'= {
+            cand --proxy 'RDS Proxy name (exact match first, then case-insensitive)'
+            cand --cluster 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)'
+            cand --instance 'DB instance identifier'
+            cand --host 'Endpoint host name, used as is (no RDS API call)'
+            cand --port 'Port [default: the API''s port, else 5432]'
+            cand -U 'Database user, the role granted rds_iam [env: PGUSER]'
+            cand --user 'Database user, the role granted rds_iam [env: PGUSER]'
+            cand -d 'Database name [env: PGDATABASE]'
+            cand --dbname 'Database name [env: PGDATABASE]'
+            cand --region 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile''s]'
+            cand --profile 'AWS profile from ~/.aws/config [env: AWS_PROFILE]'
+            cand --endpoint-url 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]'
+            cand --via 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]'
+            cand --sslmode 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS'
+            cand --ca-bundle 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]'
+            cand --connect-timeout 'Seconds to wait for TCP, TLS and login together [default: 10]'
+            cand --max-connections 'Client connections COMMAND may open at once'
+            cand --no-config 'Ignore the config file'
+            cand --reader 'With --cluster: the cluster''s reader endpoint instead of the writer'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'rdsiam;completions'= {
             cand -h 'Print help'
             cand --help 'Print help'
@@ -207,6 +266,8 @@ set edit:completion:arg-completer[rdsiam] = {|@words|
             cand sql 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal'
             cand list 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off'
             cand targets 'List the named targets in the config file, or show one with where each value comes from'
+            cand proxy 'A local proxy: any PostgreSQL client logs in with IAM tokens it never sees, for hours'
+            cand run 'Run one command with a private proxy (PGHOST etc. point at it) for as long as it runs'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff) to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -228,6 +289,10 @@ set edit:completion:arg-completer[rdsiam] = {|@words|
         &'rdsiam;help;targets;show'= {
         }
         &'rdsiam;help;targets;names'= {
+        }
+        &'rdsiam;help;proxy'= {
+        }
+        &'rdsiam;help;run'= {
         }
         &'rdsiam;help;completions'= {
         }
