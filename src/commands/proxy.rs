@@ -44,9 +44,11 @@ pub fn run(args: ProxyArgs) -> Result<u8> {
     if let Some(base) = plan.tcp
         && usize::from(base.port()) + names.len() - 1 > usize::from(u16::MAX)
     {
-        return Err(Failure::usage("too many targets for the ports after --listen")
-            .hint("pass a lower --listen port")
-            .into());
+        return Err(
+            Failure::usage("too many targets for the ports after --listen")
+                .hint("pass a lower --listen port")
+                .into(),
+        );
     }
     let rt = proxy_runtime()?;
     let result = rt.block_on(serve(args, plan, names));
@@ -79,9 +81,11 @@ impl ListenPlan {
             addr => Some(parse_addr(addr, "--listen")?),
         };
         if tcp.is_none() && args.unix_socket.is_none() {
-            return Err(Failure::usage("--listen none and no --unix-socket: nothing to listen on")
-                .hint("add --unix-socket DIR, or drop --listen none")
-                .into());
+            return Err(
+                Failure::usage("--listen none and no --unix-socket: nothing to listen on")
+                    .hint("add --unix-socket DIR, or drop --listen none")
+                    .into(),
+            );
         }
         if let Some(addr) = tcp
             && !addr.ip().is_loopback()
@@ -147,8 +151,10 @@ pub(crate) struct Planned {
 fn plan(args: &TargetArgs, name: Option<&str>) -> Result<(TargetArgs, bool)> {
     let mut args = args.clone();
     args.target = name.map(str::to_owned);
-    let kind_given =
-        args.proxy.is_some() || args.cluster.is_some() || args.instance.is_some() || args.host.is_some();
+    let kind_given = args.proxy.is_some()
+        || args.cluster.is_some()
+        || args.instance.is_some()
+        || args.host.is_some();
     let bare = match name {
         Some(name) if !kind_given => {
             let config = if args.no_config {
@@ -168,14 +174,14 @@ fn plan(args: &TargetArgs, name: Option<&str>) -> Result<(TargetArgs, bool)> {
     Ok((args, bare))
 }
 
-pub(crate) fn planned(args: &TargetArgs, conn: &ConnArgs, name: Option<&str>) -> Result<(Planned, bool)> {
+pub(crate) fn planned(
+    args: &TargetArgs,
+    conn: &ConnArgs,
+    name: Option<&str>,
+) -> Result<(Planned, bool)> {
     let (args, bare) = plan(args, name)?;
     let mut layered = target::layer(&args, Some(conn))?;
-    let pinned = layered
-        .entry
-        .user
-        .clone()
-        .filter(|u| !u.trim().is_empty());
+    let pinned = layered.entry.user.clone().filter(|u| !u.trim().is_empty());
     if pinned.is_none() {
         // No user: every client logs in as the user it asks for.
         layered.entry.user = Some("-".to_owned());
@@ -247,7 +253,13 @@ async fn bare_selector(name: &str, target: &Target) -> Result<target::Selector> 
         .targets
         .keys()
         .map(String::as_str)
-        .chain(proxies.iter().chain(&clusters).chain(&instances).map(|e| e.name.as_str()))
+        .chain(
+            proxies
+                .iter()
+                .chain(&clusters)
+                .chain(&instances)
+                .map(|e| e.name.as_str()),
+        )
         .collect();
     let mut failure = Failure::aws(format!(
         "`{name}` is neither a target in the config file nor an RDS proxy, cluster or instance in {}",
@@ -282,7 +294,7 @@ fn ready_line(up: &Upstream, listener: &Listener) -> String {
         Listen::Unix(_, path) => path.display().to_string(),
     };
     format!(
-        "rdsiam proxy: {} ({}) ready on {at}; connect with: psql \"{conninfo}\"",
+        "rdsiam proxy: ready on {at} for {} ({}); connect with: psql \"{conninfo}\"",
         up.name,
         up.at()
     )
@@ -311,9 +323,7 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
     }
 
     let mut listeners = Vec::new();
-    let base_port = plan
-        .tcp
-        .map_or(5432, |a| a.port());
+    let base_port = plan.tcp.map_or(5432, |a| a.port());
     for (i, _) in upstreams.iter().enumerate() {
         let port = base_port + i as u16;
         if let Some(base) = plan.tcp {
@@ -384,7 +394,10 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
         _ = sigint.recv() => false,
     };
     if !drained {
-        log.line("stop-now", &[("open", Value::Num(shared.tracker.len() as u64))]);
+        log.line(
+            "stop-now",
+            &[("open", Value::Num(shared.tracker.len() as u64))],
+        );
     }
     for path in sockets {
         let _ = std::fs::remove_file(path);

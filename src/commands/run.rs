@@ -105,7 +105,10 @@ async fn supervise(planned: super::proxy::Planned, bare: bool, args: &RunArgs) -
             return Ok(code);
         }
     };
-    let pid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
     let forward = |sig: Signal| {
         if let Some(pid) = pid {
             let _ = kill(pid, sig);
@@ -127,7 +130,10 @@ async fn supervise(planned: super::proxy::Planned, bare: bool, args: &RunArgs) -
     let _ = tokio::time::timeout(Duration::from_secs(2), shared.tracker.wait()).await;
     drop(dir);
     let status = status.map_err(|err| {
-        Failure::new(Kind::Other, format!("waiting for the command failed: {err}"))
+        Failure::new(
+            Kind::Other,
+            format!("waiting for the command failed: {err}"),
+        )
     })?;
     Ok(match (status.code(), status.signal()) {
         (Some(code), _) => u8::try_from(code).unwrap_or(1),
@@ -153,7 +159,10 @@ fn environment(up: &Upstream, dir: &Path) -> Vec<(&'static str, Option<String>)>
     }
     // The hop is a private socket; the hop to AWS is TLS as the target says.
     env.push(("PGSSLMODE", Some("disable".to_owned())));
-    env.push(("PGAPPNAME", Some(appname.unwrap_or_else(|| "rdsiam-run".to_owned()))));
+    env.push((
+        "PGAPPNAME",
+        Some(appname.unwrap_or_else(|| "rdsiam-run".to_owned())),
+    ));
     if std::env::var_os("DATABASE_URL").is_none() {
         let enc = |v: &str| utf8_percent_encode(v, NON_ALPHANUMERIC).to_string();
         let user = up
@@ -161,7 +170,13 @@ fn environment(up: &Upstream, dir: &Path) -> Vec<(&'static str, Option<String>)>
             .as_deref()
             .map(|u| format!("{}@", enc(u)))
             .unwrap_or_default();
-        let db = up.resolved.target.dbname.as_deref().map(enc).unwrap_or_default();
+        let db = up
+            .resolved
+            .target
+            .dbname
+            .as_deref()
+            .map(enc)
+            .unwrap_or_default();
         env.push((
             "DATABASE_URL",
             Some(format!(
@@ -171,7 +186,11 @@ fn environment(up: &Upstream, dir: &Path) -> Vec<(&'static str, Option<String>)>
         ));
     }
     // Later entries win: drop the removals a setting replaces.
-    let set: Vec<&str> = env.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| *k).collect();
+    let set: Vec<&str> = env
+        .iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| *k)
+        .collect();
     env.retain(|(k, v)| v.is_some() || !set.contains(k));
     env
 }

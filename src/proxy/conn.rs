@@ -34,8 +34,7 @@ pub async fn handle<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let startup = match tokio::time::timeout(CLIENT_STARTUP_TIMEOUT, negotiate(&mut client)).await
-    {
+    let startup = match tokio::time::timeout(CLIENT_STARTUP_TIMEOUT, negotiate(&mut client)).await {
         Ok(Ok(Some(Negotiated::Startup(startup)))) => startup,
         Ok(Ok(Some(Negotiated::Cancel { pid, key }))) => {
             let result = upstream::cancel(&up, pid, &key).await;
@@ -206,7 +205,11 @@ where
     hello.extend_from_slice(&greeting);
     drop(greeting);
     if send(client, &hello).await.is_err() {
-        return (Outcome::ClientError, (0, 0), Some("the client went away during login".into()));
+        return (
+            Outcome::ClientError,
+            (0, 0),
+            Some("the client went away during login".into()),
+        );
     }
     drop(hello);
     shared
@@ -214,12 +217,8 @@ where
         .login_seconds
         .observe(login_started.elapsed().as_secs_f64());
 
-    let relay = tokio::io::copy_bidirectional_with_sizes(
-        client,
-        &mut server,
-        RELAY_BUFFER,
-        RELAY_BUFFER,
-    );
+    let relay =
+        tokio::io::copy_bidirectional_with_sizes(client, &mut server, RELAY_BUFFER, RELAY_BUFFER);
     tokio::select! {
         r = relay => match r {
             Ok(counts) => (Outcome::Ok, counts, None),
@@ -245,7 +244,9 @@ fn check(
         return Some(
             ErrorReply::fatal(
                 "53300",
-                format!("rdsiam proxy: too many connections: the limit is {max} (--max-connections)"),
+                format!(
+                    "rdsiam proxy: too many connections: the limit is {max} (--max-connections)"
+                ),
             )
             .hint("close idle clients, or restart the proxy with a higher --max-connections"),
         );

@@ -78,12 +78,20 @@ async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             )
             .await;
         }
-        _ => (404, "not found: try /startup, /liveness, /readiness or /metrics\n".to_owned()),
+        _ => (
+            404,
+            "not found: try /startup, /liveness, /readiness or /metrics\n".to_owned(),
+        ),
     };
     respond(&mut stream, status, "text/plain; charset=utf-8", &body).await
 }
 
-async fn respond(stream: &mut TcpStream, status: u16, kind: &str, body: &str) -> std::io::Result<()> {
+async fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    kind: &str,
+    body: &str,
+) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
         404 => "Not Found",

@@ -52,8 +52,10 @@ impl Log {
                     let value: serde_json::Value = match value {
                         Value::Str(s) => (*s).into(),
                         Value::Num(n) => (*n).into(),
-                        Value::Secs(s) => serde_json::Number::from_f64((s * 1000.0).round() / 1000.0)
-                            .map_or(serde_json::Value::Null, Into::into),
+                        Value::Secs(s) => {
+                            serde_json::Number::from_f64((s * 1000.0).round() / 1000.0)
+                                .map_or(serde_json::Value::Null, Into::into)
+                        }
                     };
                     map.insert((*key).to_owned(), value);
                 }

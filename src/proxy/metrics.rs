@@ -86,11 +86,7 @@ impl Metrics {
             "IAM tokens signed (one serves many logins)",
             tokens_minted.clone(),
         );
-        registry.register(
-            "bytes",
-            "Bytes relayed, by direction",
-            bytes.clone(),
-        );
+        registry.register("bytes", "Bytes relayed, by direction", bytes.clone());
         registry.register(
             "credentials_expiry_timestamp_seconds",
             "When the AWS credentials in use expire (unix time; 0 when they don't)",
@@ -154,12 +150,18 @@ mod tests {
             text.contains("rdsiam_proxy_connections_total{outcome=\"refused\"} 1"),
             "{text}"
         );
-        assert!(text.contains("rdsiam_proxy_tokens_minted_total 1"), "{text}");
+        assert!(
+            text.contains("rdsiam_proxy_tokens_minted_total 1"),
+            "{text}"
+        );
         assert!(
             text.contains("rdsiam_proxy_bytes_total{direction=\"server_to_client\"} 20"),
             "{text}"
         );
-        assert!(text.contains("rdsiam_proxy_login_seconds_count 1"), "{text}");
+        assert!(
+            text.contains("rdsiam_proxy_login_seconds_count 1"),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

@@ -90,7 +90,7 @@ impl Upstream {
     pub fn at(&self) -> String {
         let endpoint = &self.resolved.endpoint;
         match &self.connector.via {
-            Some(via) => format!("{}:{} (via {via})", endpoint.host, endpoint.port),
+            Some(via) => format!("{}:{} via {via}", endpoint.host, endpoint.port),
             None => format!("{}:{}", endpoint.host, endpoint.port),
         }
     }
@@ -154,7 +154,13 @@ impl Shared {
         }
         let now = SystemTime::now();
         for up in &self.upstreams {
-            if up.resolved.aws.credentials().expiry().is_some_and(|at| at <= now) {
+            if up
+                .resolved
+                .aws
+                .credentials()
+                .expiry()
+                .is_some_and(|at| at <= now)
+            {
                 return Err(format!(
                     "the AWS credentials for {} have expired; renew them (aws sso login)",
                     up.name
@@ -230,10 +236,12 @@ pub async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener> {
                         "another server (a local PostgreSQL?) has that port; try --listen {}",
                         SocketAddr::new(addr.ip(), port)
                     ),
-                    None => "another server has that port; pick a free one with --listen ADDR:PORT".to_owned(),
+                    None => "another server has that port; pick a free one with --listen ADDR:PORT"
+                        .to_owned(),
                 });
             } else {
-                failure = failure.hint("pass --listen with an address of this machine, e.g. 127.0.0.1:5432");
+                failure = failure
+                    .hint("pass --listen with an address of this machine, e.g. 127.0.0.1:5432");
             }
             Err(failure.into())
         }
@@ -359,7 +367,11 @@ pub async fn drain(shared: &Shared, delay: Duration) {
             ("max_sigterm_delay", Value::Secs(delay.as_secs_f64())),
         ],
     );
-    if open > 0 && tokio::time::timeout(delay, shared.tracker.wait()).await.is_err() {
+    if open > 0
+        && tokio::time::timeout(delay, shared.tracker.wait())
+            .await
+            .is_err()
+    {
         shared.log.line(
             "drain-timeout",
             &[("closing", Value::Num(shared.tracker.len() as u64))],

@@ -120,7 +120,10 @@ mod tests {
     fn token(at: SystemTime, creds_expiry: Option<SystemTime>) -> Token {
         let fifteen = at + Duration::from_secs(900);
         Token {
-            value: Redacted::new(format!("t{}", at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs())),
+            value: Redacted::new(format!(
+                "t{}",
+                at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()
+            )),
             expires_at: creds_expiry.map_or(fifteen, |c| c.min(fifteen)),
         }
     }
@@ -158,30 +161,40 @@ mod tests {
         let cache = TokenCache::new(clock.clone(), Duration::from_secs(900));
         let soon = clock() + Duration::from_secs(120);
         let (_, fresh) = cache
-            .get("u", "A", |at| async move { Ok((token(at, Some(soon)), KEY.to_owned())) })
+            .get("u", "A", |at| async move {
+                Ok((token(at, Some(soon)), KEY.to_owned()))
+            })
             .await
             .unwrap();
         assert!(fresh);
         // Never used within a minute of its credentials' expiry.
         secs.fetch_add(59, Ordering::SeqCst);
         let (_, fresh) = cache
-            .get("u", "A", |at| async move { Ok((token(at, None), KEY.to_owned())) })
+            .get("u", "A", |at| async move {
+                Ok((token(at, None), KEY.to_owned()))
+            })
             .await
             .unwrap();
         assert!(!fresh);
         secs.fetch_add(2, Ordering::SeqCst);
         let (_, fresh) = cache
-            .get("u", "A", |at| async move { Ok((token(at, None), KEY.to_owned())) })
+            .get("u", "A", |at| async move {
+                Ok((token(at, None), KEY.to_owned()))
+            })
             .await
             .unwrap();
         assert!(fresh);
         let (_, fresh) = cache
-            .get("u", "B", |at| async move { Ok((token(at, None), KEY.to_owned())) })
+            .get("u", "B", |at| async move {
+                Ok((token(at, None), KEY.to_owned()))
+            })
             .await
             .unwrap();
         assert!(fresh, "another access key signs anew");
         let (_, fresh) = cache
-            .get("other", "B", |at| async move { Ok((token(at, None), KEY.to_owned())) })
+            .get("other", "B", |at| async move {
+                Ok((token(at, None), KEY.to_owned()))
+            })
             .await
             .unwrap();
         assert!(fresh, "each user has its own token");

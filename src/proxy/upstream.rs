@@ -147,7 +147,11 @@ pub async fn login(
                             user,
                             "the server asked for another kind of password (md5 or SCRAM), not the cleartext one an IAM token is sent as",
                         );
-                        return Err(LoginError::from_failure(&failure, "28000", Outcome::Refused));
+                        return Err(LoginError::from_failure(
+                            &failure,
+                            "28000",
+                            Outcome::Refused,
+                        ));
                     }
                 }
             }
@@ -161,7 +165,9 @@ pub async fn login(
             _ => {}
         }
         if greeting.len() > MAX_GREETING {
-            return Err(io(std::io::Error::other("the server's greeting is too long")));
+            return Err(io(std::io::Error::other(
+                "the server's greeting is too long",
+            )));
         }
     }
 }

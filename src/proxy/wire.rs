@@ -55,7 +55,9 @@ pub async fn read_first<S: AsyncRead + Unpin>(
 ) -> std::io::Result<Result<First, BadPacket>> {
     let len = stream.read_i32().await?;
     if !(8..=MAX_STARTUP as i32).contains(&len) {
-        return Ok(Err(BadPacket(format!("invalid startup packet length {len}"))));
+        return Ok(Err(BadPacket(format!(
+            "invalid startup packet length {len}"
+        ))));
     }
     let mut body = vec![0; len as usize - 4];
     stream.read_exact(&mut body).await?;
@@ -259,7 +261,10 @@ mod tests {
                 key: vec![1, 2, 3, 4]
             })
         );
-        assert_eq!(cancel_upstream(42, &[1, 2, 3, 4]), packet(CANCEL_REQUEST, &cancel));
+        assert_eq!(
+            cancel_upstream(42, &[1, 2, 3, 4]),
+            packet(CANCEL_REQUEST, &cancel)
+        );
         let startup = first(packet(
             protocol_3_0() | 2,
             b"user\0iamuserapp\0database\0app\0\0",

@@ -25,7 +25,9 @@ pub struct Proxy {
 impl Proxy {
     /// Start `cmd` (an `rdsiam proxy …` command) and wait for `listeners` ready lines.
     pub fn start(mut cmd: Command, listeners: usize) -> Proxy {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
         let mut child = cmd.spawn().expect("rdsiam proxy starts");
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err_pipe = child.stderr.take().unwrap();
@@ -120,9 +122,7 @@ pub fn proxy_cmd(env: &Env, gate: &Gate, extra: &[&str]) -> (Command, u16) {
     if !extra.contains(&"--listen") {
         cmd.args(["--listen", &format!("127.0.0.1:{port}")]);
     }
-    cmd.arg("--ca-bundle")
-    .arg(ca_file(env, gate))
-    .args(extra);
+    cmd.arg("--ca-bundle").arg(ca_file(env, gate)).args(extra);
     (cmd, port)
 }
 
@@ -138,7 +138,9 @@ pub fn psql(env: &Env) -> Command {
 }
 
 fn conninfo(port: u16, user: &str) -> String {
-    format!("host=127.0.0.1 port={port} user='{user}' dbname=app sslmode=disable connect_timeout=20")
+    format!(
+        "host=127.0.0.1 port={port} user='{user}' dbname=app sslmode=disable connect_timeout=20"
+    )
 }
 
 /// `psql -tAc SQL` through the proxy at `port`; (exit code, stdout, stderr).
@@ -166,7 +168,10 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -228,11 +233,23 @@ fn psql_over_tcp_and_unix_socket_signed_for_the_real_endpoint() {
     let out = psql(&env)
         .arg("-h")
         .arg(&dir)
-        .args(["-p", &port.to_string(), "-U", "iamuserapp", "-d", "app", "-XtAc"])
+        .args([
+            "-p",
+            &port.to_string(),
+            "-U",
+            "iamuserapp",
+            "-d",
+            "app",
+            "-XtAc",
+        ])
         .arg("select current_database()")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "app");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
@@ -250,16 +267,27 @@ fn psql_over_tcp_and_unix_socket_signed_for_the_real_endpoint() {
     );
     // Two logins, one token.
     let (_, metrics) = http_get(http, "/metrics");
-    assert_eq!(metric(&metrics, "rdsiam_proxy_tokens_minted_total"), Some(1.0), "{metrics}");
+    assert_eq!(
+        metric(&metrics, "rdsiam_proxy_tokens_minted_total"),
+        Some(1.0),
+        "{metrics}"
+    );
     // The close lines come once the proxy sees each client go.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while proxy.stderr().matches("rdsiam: proxy: close ").count() < 2 && Instant::now() < deadline
-    {
+    while proxy.stderr().matches("rdsiam: proxy: close ").count() < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     let stderr = proxy.stderr();
-    assert_eq!(stderr.matches("rdsiam: proxy: open ").count(), 2, "{stderr}");
-    assert_eq!(stderr.matches("rdsiam: proxy: close ").count(), 2, "{stderr}");
+    assert_eq!(
+        stderr.matches("rdsiam: proxy: open ").count(),
+        2,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("rdsiam: proxy: close ").count(),
+        2,
+        "{stderr}"
+    );
     assert!(stderr.contains("user=iamuserapp database=app"), "{stderr}");
     assert!(!stderr.contains("X-Amz"), "{stderr}");
     assert!(!metrics.contains("X-Amz"));
@@ -302,7 +330,10 @@ fn pinned_user_and_rds_proxy_options_are_refused_clearly() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("RDS Proxy refuses the `options` startup parameter"), "{err}");
+    assert!(
+        err.contains("RDS Proxy refuses the `options` startup parameter"),
+        "{err}"
+    );
     assert!(err.contains("unset PGOPTIONS"), "{err}");
     // Neither reached the gate, and the proxy keeps serving.
     assert!(gate.events().is_empty(), "{:?}", gate.events());
@@ -330,7 +361,11 @@ fn an_unknown_bare_name_is_an_aws_error_with_a_suggestion() {
         ]),
         3,
     );
-    assert!(run.stderr.contains("did you mean `PostgreSqlProxy`?"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("did you mean `PostgreSqlProxy`?"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -342,13 +377,23 @@ fn a_port_in_use_exits_4_naming_another() {
     let listen = format!("127.0.0.1:{port}");
     let (mut cmd, _) = proxy_cmd(&env, &gate, &["-U", "iamuserapp", "--listen", &listen]);
     let run = crate::support::expect(&mut cmd, 4);
-    assert!(run.stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{}", run.stderr);
-    assert!(run.stderr.contains("try --listen 127.0.0.1:"), "{}", run.stderr);
-    let run = crate::support::expect(
-        &mut proxy_cmd(&env, &gate, &["--listen", "none"]).0,
-        2,
+    assert!(
+        run.stderr
+            .contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        run.stderr
     );
-    assert!(run.stderr.contains("nothing to listen on"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("try --listen 127.0.0.1:"),
+        "{}",
+        run.stderr
+    );
+    let run = crate::support::expect(&mut proxy_cmd(&env, &gate, &["--listen", "none"]).0, 2);
+    assert!(
+        run.stderr.contains("nothing to listen on"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -359,7 +404,12 @@ fn tokens_are_renewed_before_the_gate_would_refuse_them() {
     let (mut cmd, port) = proxy_cmd(
         &env,
         &gate,
-        &["-U", "iamuserapp", "--http-address", &format!("127.0.0.1:{http}")],
+        &[
+            "-U",
+            "iamuserapp",
+            "--http-address",
+            &format!("127.0.0.1:{http}"),
+        ],
     );
     // Tokens "live" 3 s for the proxy (renewed after 2 s), and the gate's
     // clock runs 896 s ahead, so it refuses any token older than 4 s: only a
@@ -372,13 +422,23 @@ fn tokens_are_renewed_before_the_gate_would_refuse_them() {
     let (code, _, err) = query(&env, port, "iamuserapp", "select 1");
     assert_eq!(code, 0, "{err}");
     let (_, metrics) = http_get(http, "/metrics");
-    assert_eq!(metric(&metrics, "rdsiam_proxy_tokens_minted_total"), Some(1.0));
+    assert_eq!(
+        metric(&metrics, "rdsiam_proxy_tokens_minted_total"),
+        Some(1.0)
+    );
     std::thread::sleep(Duration::from_millis(4500));
     let (code, out, err) = query(&env, port, "iamuserapp", "select 'renewed'");
     assert_eq!((code, out.as_str()), (0, "renewed"), "{err}");
     let (_, metrics) = http_get(http, "/metrics");
-    assert_eq!(metric(&metrics, "rdsiam_proxy_tokens_minted_total"), Some(2.0));
-    assert!(!gate.events().iter().any(|e| e.contains("expired")), "{:?}", gate.events());
+    assert_eq!(
+        metric(&metrics, "rdsiam_proxy_tokens_minted_total"),
+        Some(2.0)
+    );
+    assert!(
+        !gate.events().iter().any(|e| e.contains("expired")),
+        "{:?}",
+        gate.events()
+    );
 }
 
 #[test]
@@ -409,20 +469,38 @@ fn expiring_credentials_are_renewed_before_minting() {
     let (cmd, port) = proxy_cmd(
         &env,
         &gate,
-        &["-U", "iamuserapp", "--http-address", &format!("127.0.0.1:{http}")],
+        &[
+            "-U",
+            "iamuserapp",
+            "--http-address",
+            &format!("127.0.0.1:{http}"),
+        ],
     );
     // No keys in the environment: the profile's process is the only source.
     let mut cmd = cmd;
-    cmd.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
     let _proxy = Proxy::start(cmd, 1);
-    let calls = || std::fs::read_to_string(&count).unwrap_or_default().lines().count();
+    let calls = || {
+        std::fs::read_to_string(&count)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
     let at_start = calls();
     assert!(at_start >= 1);
     let (code, _, err) = query(&env, port, "iamuserapp", "select 1");
     assert_eq!(code, 0, "{err}");
-    assert!(calls() > at_start, "credentials were not renewed before minting");
+    assert!(
+        calls() > at_start,
+        "credentials were not renewed before minting"
+    );
     let (_, metrics) = http_get(http, "/metrics");
-    let expiry = metric(&metrics, "rdsiam_proxy_credentials_expiry_timestamp_seconds").unwrap();
+    let expiry = metric(
+        &metrics,
+        "rdsiam_proxy_credentials_expiry_timestamp_seconds",
+    )
+    .unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -460,7 +538,8 @@ fn two_hundred_clients_at_once_share_one_token_under_the_rate_cap() {
     let results = rt.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..200 {
-            let conninfo = format!("host=127.0.0.1 port={port} user=iamuserapp dbname=app connect_timeout=30");
+            let conninfo =
+                format!("host=127.0.0.1 port={port} user=iamuserapp dbname=app connect_timeout=30");
             tasks.push(tokio::spawn(async move {
                 let (client, conn) =
                     tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await?;
@@ -482,7 +561,12 @@ fn two_hundred_clients_at_once_share_one_token_under_the_rate_cap() {
         .iter()
         .filter_map(|r| r.as_ref().err().map(|e| format!("{e:?}")))
         .collect();
-    assert!(failed.is_empty(), "{} failed, e.g. {:?}", failed.len(), failed.first());
+    assert!(
+        failed.is_empty(),
+        "{} failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
     // 200 logins at 40/s: the last one waits about five seconds.
     assert!(elapsed >= Duration::from_millis(4900), "{elapsed:?}");
     // The proxy notices the last clients' goodbyes a moment later.
@@ -496,12 +580,19 @@ fn two_hundred_clients_at_once_share_one_token_under_the_rate_cap() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert_eq!(metric(&metrics, "rdsiam_proxy_tokens_minted_total"), Some(1.0), "{metrics}");
+    assert_eq!(
+        metric(&metrics, "rdsiam_proxy_tokens_minted_total"),
+        Some(1.0),
+        "{metrics}"
+    );
     assert_eq!(
         metric(&metrics, "rdsiam_proxy_connections_total{outcome=\"ok\"}"),
         Some(200.0)
     );
-    assert_eq!(metric(&metrics, "rdsiam_proxy_login_seconds_count"), Some(200.0));
+    assert_eq!(
+        metric(&metrics, "rdsiam_proxy_login_seconds_count"),
+        Some(200.0)
+    );
     // JSON logs: one object per line, an open and a close per connection.
     let stderr = proxy.stderr();
     let events: Vec<serde_json::Value> = stderr
@@ -527,7 +618,10 @@ fn max_connections_answers_53300() {
     std::thread::sleep(Duration::from_millis(700));
     let (code, _, err) = query(&env, port, "iamuserapp", "select 1");
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("too many connections: the limit is 1 (--max-connections)"), "{err}");
+    assert!(
+        err.contains("too many connections: the limit is 1 (--max-connections)"),
+        "{err}"
+    );
     assert!(first.wait().unwrap().success());
 }
 
@@ -554,10 +648,21 @@ fn cancel_through_the_proxy_stops_the_query() {
             .success()
     );
     let out = child.wait_with_output().unwrap();
-    assert!(interrupted.elapsed() < Duration::from_secs(3), "{:?}", interrupted.elapsed());
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        interrupted.elapsed()
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("canceling statement due to user request"), "{err}");
-    assert!(proxy.stderr().contains("rdsiam: proxy: cancel "), "{}", proxy.stderr());
+    assert!(
+        err.contains("canceling statement due to user request"),
+        "{err}"
+    );
+    assert!(
+        proxy.stderr().contains("rdsiam: proxy: cancel "),
+        "{}",
+        proxy.stderr()
+    );
 }
 
 /// Wait until a query starting with `sql` runs on the server.
@@ -590,7 +695,11 @@ fn gate_faults_reach_the_client_and_spare_the_others() {
     let proxy = Proxy::start(cmd, 1);
     // A long session that must survive everything below.
     let mut bystander = psql(&env)
-        .args([&conninfo(port, "iamuserapp"), "-XtAc", "select pg_sleep(4), 'alive'"])
+        .args([
+            &conninfo(port, "iamuserapp"),
+            "-XtAc",
+            "select pg_sleep(4), 'alive'",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -600,13 +709,19 @@ fn gate_faults_reach_the_client_and_spare_the_others() {
     // Refused login: a role without rds_iam gets the causes, as `check` shows them.
     let (code, _, err) = query(&env, port, "norights", "select 1");
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("PAM authentication failed for user \"norights\""), "{err}");
+    assert!(
+        err.contains("PAM authentication failed for user \"norights\""),
+        "{err}"
+    );
     assert!(err.contains("GRANT rds_iam TO \"norights\""), "{err}");
 
     gate.set_fault(Fault::StallHandshake);
     let (code, _, err) = query(&env, port, "iamuserapp", "select 1");
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("rdsiam proxy: timed out after 2s logging in to localhost:"), "{err}");
+    assert!(
+        err.contains("rdsiam proxy: timed out after 2s logging in to localhost:"),
+        "{err}"
+    );
 
     gate.set_fault(Fault::WrongCert);
     let (code, _, err) = query(&env, port, "iamuserapp", "select 1");
@@ -626,12 +741,20 @@ fn gate_faults_reach_the_client_and_spare_the_others() {
         "select repeat('x', 100) from generate_series(1, 1000)",
     );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("server closed the connection unexpectedly"), "{err}");
+    assert!(
+        err.contains("server closed the connection unexpectedly"),
+        "{err}"
+    );
 
     gate.set_fault(Fault::None);
     let out = bystander.wait().map(|_| ()).and_then(|()| {
         let mut s = String::new();
-        bystander.stdout.take().unwrap().read_to_string(&mut s).map(|_| s)
+        bystander
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut s)
+            .map(|_| s)
     });
     assert!(out.unwrap().contains("alive"));
     let (code, out, err) = query(&env, port, "iamuserapp", "select 'still serving'");
@@ -645,10 +768,18 @@ fn gate_faults_reach_the_client_and_spare_the_others() {
 fn sigterm_drains_within_max_sigterm_delay_and_a_second_ends_it() {
     let env = Env::new();
     let gate = gate();
-    let (cmd, port) = proxy_cmd(&env, &gate, &["-U", "iamuserapp", "--max-sigterm-delay", "5"]);
+    let (cmd, port) = proxy_cmd(
+        &env,
+        &gate,
+        &["-U", "iamuserapp", "--max-sigterm-delay", "5"],
+    );
     let mut proxy = Proxy::start(cmd, 1);
     let running = psql(&env)
-        .args([&conninfo(port, "iamuserapp"), "-XtAc", "select pg_sleep(1.5), 'finished'"])
+        .args([
+            &conninfo(port, "iamuserapp"),
+            "-XtAc",
+            "select pg_sleep(1.5), 'finished'",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -660,15 +791,27 @@ fn sigterm_drains_within_max_sigterm_delay_and_a_second_ends_it() {
     let (code, _, _) = query(&env, port, "iamuserapp", "select 1");
     assert_eq!(code, 2);
     let out = running.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("finished"));
     assert_eq!(proxy.wait_exit(5), Some(0), "{}", proxy.stderr());
 
     // A second signal ends the drain at once.
-    let (cmd, port) = proxy_cmd(&env, &gate, &["-U", "iamuserapp", "--max-sigterm-delay", "60"]);
+    let (cmd, port) = proxy_cmd(
+        &env,
+        &gate,
+        &["-U", "iamuserapp", "--max-sigterm-delay", "60"],
+    );
     let mut proxy = Proxy::start(cmd, 1);
     let running = psql(&env)
-        .args([&conninfo(port, "iamuserapp"), "-XtAc", "select pg_sleep(20)"])
+        .args([
+            &conninfo(port, "iamuserapp"),
+            "-XtAc",
+            "select pg_sleep(20)",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -693,7 +836,12 @@ fn health_endpoints_answer() {
     let (cmd, _) = proxy_cmd(
         &env,
         &gate,
-        &["-U", "iamuserapp", "--http-address", &format!("127.0.0.1:{http}")],
+        &[
+            "-U",
+            "iamuserapp",
+            "--http-address",
+            &format!("127.0.0.1:{http}"),
+        ],
     );
     let proxy = Proxy::start(cmd, 1);
     for path in ["/startup", "/liveness", "/readiness"] {

@@ -106,7 +106,10 @@ fn psql_gets_the_database_and_no_token() {
     // A DATABASE_URL already set is the caller's choice.
     let mut cmd = run_cmd(&env, &gate, &["sh", "-c", "echo \"$DATABASE_URL\""]);
     cmd.env("DATABASE_URL", "postgresql://elsewhere/db");
-    assert_eq!(expect(&mut cmd, 0).stdout.trim(), "postgresql://elsewhere/db");
+    assert_eq!(
+        expect(&mut cmd, 0).stdout.trim(),
+        "postgresql://elsewhere/db"
+    );
 }
 
 #[test]
@@ -116,7 +119,11 @@ fn pg_dump_plain_and_parallel() {
     let bin = postgres().bin_dir().to_path_buf();
     let dump = bin.join("pg_dump").display().to_string();
     let out = expect(&mut run_cmd(&env, &gate, &[&dump, "--schema-only"]), 0);
-    assert!(out.stdout.contains("PostgreSQL database dump complete"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("PostgreSQL database dump complete"),
+        "{}",
+        out.stdout
+    );
     let dir = env.home().join("dump");
     let out = expect(
         &mut run_cmd(
@@ -140,7 +147,10 @@ fn a_child_that_outlives_a_token_keeps_connecting() {
     let mut cmd = run_cmd(&env, &gate, &["sh", "-c", &script]);
     cmd.env("RDSIAM_TEST_TOKEN_LIFETIME", "3");
     let out = expect(&mut cmd, 0);
-    assert_eq!(out.stdout.split_whitespace().collect::<Vec<_>>(), ["1", "2"]);
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["1", "2"]
+    );
 }
 
 #[test]
@@ -148,14 +158,21 @@ fn exit_statuses_pass_through() {
     let env = Env::new();
     let gate = gate();
     for code in [0, 3, 7] {
-        let out = run(&mut run_cmd(&env, &gate, &["sh", "-c", &format!("exit {code}")]));
+        let out = run(&mut run_cmd(
+            &env,
+            &gate,
+            &["sh", "-c", &format!("exit {code}")],
+        ));
         assert_eq!(out.code, code, "{}", out.stderr);
     }
     let out = run(&mut run_cmd(&env, &gate, &["sh", "-c", "kill -KILL $$"]));
     assert_eq!(out.code, 137, "{}", out.stderr);
     let out = run(&mut run_cmd(&env, &gate, &["no-such-command-rdsiam"]));
     assert_eq!(out.code, 127);
-    assert_eq!(out.stderr.trim(), "rdsiam: no-such-command-rdsiam: command not found");
+    assert_eq!(
+        out.stderr.trim(),
+        "rdsiam: no-such-command-rdsiam: command not found"
+    );
     assert!(leftovers(&env).is_empty(), "{:?}", leftovers(&env));
     // rdsiam's own failures before COMMAND keep their codes.
     let mut bad = env.cmd();
@@ -221,7 +238,10 @@ fn ctrl_c_in_a_terminal_cancels_the_childs_query_and_rdsiam_waits_for_it() {
         if let Some(status) = pty.child.try_wait().unwrap() {
             break status;
         }
-        assert!(pressed.elapsed() < Duration::from_secs(10), "rdsiam did not exit");
+        assert!(
+            pressed.elapsed() < Duration::from_secs(10),
+            "rdsiam did not exit"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(pressed.elapsed() < Duration::from_secs(5));
