@@ -56,6 +56,12 @@ pub enum Command {
     /// Print the least-privilege IAM policy allowing rds-db:connect on the target for these users
     #[command(after_help = EXIT_CODES_HELP)]
     Policy(PolicyArgs),
+    /// A local proxy: any PostgreSQL client logs in with IAM tokens it never sees, for hours
+    #[command(after_help = PROXY_HELP)]
+    Proxy(ProxyArgs),
+    /// Run one command with a private proxy (PGHOST etc. point at it) for as long as it runs
+    #[command(after_help = RUN_HELP)]
+    Run(RunArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Print the man page (roff) to stdout
@@ -220,6 +226,11 @@ pub struct PsqlArgs {
     /// Show the environment psql would get (password masked) and exit
     #[arg(long)]
     pub print_env: bool,
+
+    /// Run psql behind a private proxy, as `rdsiam run` does, so `\c` and
+    /// reconnects keep working after the first token's 15 minutes
+    #[arg(long, conflicts_with = "print_env")]
+    pub long: bool,
 
     /// Arguments passed to psql unchanged (after `--`)
     #[arg(last = true, value_name = "PSQL_ARGS", allow_hyphen_values = true)]
@@ -425,6 +436,100 @@ pub struct CompletionsArgs {
     /// The shell to print a completion script for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+const PROXY_HELP: &str = "\
+Examples:
+  rdsiam proxy --proxy PostgreSqlProxy -U iamuserapp -d app
+  psql \"host=127.0.0.1 port=5432 user=iamuserapp dbname=app sslmode=disable\"
+  rdsiam proxy prod-orders reporting --listen 127.0.0.1:6432 --unix-socket /tmp/rdsiam
+
+Exit codes:
+  0  stopped by SIGTERM/SIGINT after the drain
+  2  usage (bad flags, config or input)
+  3  AWS side (credentials, region, API error, target not found)
+  4  a listener could not bind (port in use, no such address)";
+
+const RUN_HELP: &str = "\
+Examples:
+  rdsiam run prod-orders -- pg_dump -Fd -j 8 -f orders.dump
+  rdsiam run --proxy PostgreSqlProxy -U iamuserapp -d app -- psql
+
+Exit codes: COMMAND's own status (128+N when signal N ended it); 127 when COMMAND is not found;
+before COMMAND starts, rdsiam's own: 2 usage, 3 AWS side, 4 network or TLS.";
+
+/// The local listeners and limits of `rdsiam proxy`.
+#[derive(Debug, Clone, Args)]
+pub struct ListenArgs {
+    /// TCP address for the first target (ports count up for more targets; `none`: no TCP).
+    /// Anything but loopback lets whoever reaches it log in as you [default: 127.0.0.1:5432]
+    #[arg(long, value_name = "ADDR:PORT", help_heading = "Proxy")]
+    pub listen: Option<String>,
+
+    /// Also listen on DIR/.s.PGSQL.PORT (DIR made 0700 if missing), for `psql -h DIR -p PORT`
+    #[arg(long, value_name = "DIR", help_heading = "Proxy")]
+    pub unix_socket: Option<PathBuf>,
+
+    /// Serve /startup, /liveness, /readiness and /metrics (Prometheus) on ADDR:PORT [default: off]
+    #[arg(long, value_name = "ADDR:PORT", help_heading = "Proxy")]
+    pub http_address: Option<String>,
+
+    /// Client connections open at once; more get FATAL 53300
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000), help_heading = "Proxy")]
+    pub max_connections: u32,
+
+    /// New upstream logins per second; more wait their turn (RDS throttles IAM logins at 200/s)
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000), help_heading = "Proxy")]
+    pub max_connection_rate: u32,
+
+    /// Seconds open connections get to finish after SIGTERM/SIGINT (a second signal ends at once)
+    #[arg(long, value_name = "SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=86_400), help_heading = "Proxy")]
+    pub max_sigterm_delay: u64,
+
+    /// Connection log format on stderr
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, help_heading = "Proxy")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `rdsiam: proxy: open conn=1 client=… user=…`
+    Text,
+    /// One JSON object per line
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// More named targets, one listener each
+    #[arg(value_name = "MORE_TARGETS", help_heading = "Target")]
+    pub more_targets: Vec<String>,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    #[command(flatten)]
+    pub listen: ListenArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    /// Client connections COMMAND may open at once
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_connections: u32,
+
+    /// The command and its arguments (after `--`)
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// Ports are 1..=65535; 0 means "any" to the OS and never names an endpoint.

@@ -75,7 +75,7 @@ impl Connector {
     }
 
     /// Open a TCP connection to the endpoint or the tunnel, within `timeout`.
-    async fn tcp(&self, host: &str, port: u16) -> Result<TcpStream> {
+    pub(crate) async fn tcp(&self, host: &str, port: u16) -> Result<TcpStream> {
         let (dial_host, dial_port) = match &self.via {
             Some(via) => (via.host.as_str(), via.port),
             None => (host, port),
@@ -218,7 +218,7 @@ impl Connector {
             let code = db.code().code();
             let base = format!("{} (SQLSTATE {code})", db.message());
             return match code {
-                "28P01" | "28000" => login_refused(resolved, &base).into(),
+                "28P01" | "28000" => login_refused(resolved, &resolved.target.user, &base).into(),
                 "3D000" => Failure::new(
                     Kind::Login,
                     format!("the server refused the login: {base}"),
@@ -378,9 +378,8 @@ fn dbname_for(resolved: &Resolved, dbname: Option<&str>) -> String {
 }
 
 /// The refusal RDS gives for any bad token, with the known causes in order.
-fn login_refused(resolved: &Resolved, base: &str) -> Failure {
+pub(crate) fn login_refused(resolved: &Resolved, user: &str, base: &str) -> Failure {
     let endpoint = &resolved.endpoint;
-    let user = &resolved.target.user;
     let region = &resolved.aws.region;
     let mut failure = Failure::new(
         Kind::Login,

@@ -19,6 +19,7 @@ pub mod hardening;
 pub mod output;
 pub mod pgenv;
 pub mod psqlargs;
+pub mod proxy;
 pub mod repl;
 pub mod session;
 pub mod tap;

@@ -121,7 +121,7 @@ impl Default for Conn {
 impl Conn {
     /// From the merged settings; every usage error here comes before any
     /// network call, whichever command asks.
-    fn from_entry(e: &Entry) -> Result<Conn> {
+    pub fn from_entry(e: &Entry) -> Result<Conn> {
         let via = e.via.as_deref().map(Via::parse).transpose()?;
         let roots = Roots::from_setting(e.ca_bundle.as_deref());
         if let Roots::File(path) = &roots {

@@ -6,7 +6,9 @@ mod completions;
 mod doctor;
 mod list;
 mod policy;
+mod proxy;
 mod psql;
+mod run;
 mod sql;
 mod targets;
 mod token;
@@ -17,13 +19,11 @@ use crate::cli::{Cli, Command};
 
 /// Run the parsed command; the `Ok` value is the process exit code.
 pub fn run(cli: Cli) -> Result<u8> {
-    if matches!(
+    // Every command that may hold credentials or a token; only the ones
+    // that print files or help are left out.
+    if !matches!(
         cli.command,
-        Command::Token(_)
-            | Command::Check(_)
-            | Command::Psql(_)
-            | Command::Sql(_)
-            | Command::List(_)
+        Command::Targets(_) | Command::Completions(_) | Command::Man
     ) {
         crate::hardening::no_core_dumps();
     }
@@ -33,6 +33,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::List(args) => list::run(args),
         Command::Psql(args) => psql::run(args),
         Command::Sql(args) => sql::run(args),
+        Command::Proxy(args) => proxy::run(args),
+        Command::Run(args) => run::run(args),
         Command::Targets(args) => targets::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Policy(args) => policy::run(args),

@@ -26,6 +26,9 @@ pub fn run(args: PsqlArgs) -> Result<u8> {
         .clone()
         .or_else(|| std::env::var_os("RDSIAM_PSQL").map(PathBuf::from));
     let psql = find_psql(psql.as_deref())?;
+    if args.long {
+        return super::run::psql(args, psql);
+    }
     let resolved = resolve_blocking(&target)?;
     let env = libpq_env(&resolved, &conn)?;
 

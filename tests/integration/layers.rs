@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["endpoint"],
     &["session"],
     &["connect", "pgenv"],
-    &["repl", "doctor"],
+    &["repl", "doctor", "proxy"],
     &["commands"],
 ];
 

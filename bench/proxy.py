@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""bench/proxy's body: runs inside scripts/sandbox (its environment: AWS keys, RDSIAM_VIA =
+the gate, PGSSLROOTCERT = the sandbox CA). See bench/proxy and bench/README.md."""
+
+import argparse
+import asyncio
+import os
+import re
+import resource
+import shutil
+import socket
+import ssl
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+USER, DB = "iamuserapp", "app"
+TARGET = ["--proxy", "PostgreSqlProxy", "-U", USER]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, secs=60):
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"bench/proxy: nothing listens on {port}")
+
+
+def sh(cmd, env=None, **kw):
+    return subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, **kw).stdout
+
+
+def metric(port, name):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def pgbench(conninfo, clients, secs, connect_each=False, password=None):
+    cmd = ["pgbench", "-n", "-S", "-T", str(secs), "-c", str(clients), "-j", str(min(clients, 2))]
+    if connect_each:
+        cmd.append("-C")
+    env = dict(os.environ)
+    for k in list(env):
+        if k.startswith("PG"):
+            del env[k]
+    if password:
+        env["PGPASSWORD"] = password
+    out = subprocess.run(cmd + [conninfo], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"bench/proxy: pgbench failed for {conninfo}:\n{out.stderr}")
+    tps = float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))
+    lat = float(re.search(r"latency average = ([\d.]+) ms", out.stdout).group(1))
+    return tps, lat
+
+
+async def idle_memory(rdsiam, n):
+    """The proxy's RSS per idle logged-in connection, against a minimal TLS server that
+    accepts any password (the sandbox's PostgreSQL allows 60 connections, not 1,000)."""
+    tmp = tempfile.mkdtemp()
+    key, crt = os.path.join(tmp, "k.pem"), os.path.join(tmp, "c.pem")
+    sh(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
+        "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    greeting = (b"R" + struct.pack("!ii", 8, 0) + b"K" + struct.pack("!iii", 12, 1, 2)
+                + b"Z" + struct.pack("!i", 5) + b"I")
+
+    async def server(reader, writer):
+        try:
+            await reader.readexactly(8)  # SSLRequest
+            writer.write(b"S")
+            await writer.drain()
+            await writer.start_tls(ctx)
+            n = struct.unpack("!i", await reader.readexactly(4))[0]
+            await reader.readexactly(n - 4)
+            writer.write(b"R" + struct.pack("!ii", 8, 3))
+            await writer.drain()
+            await reader.readexactly(1)
+            n = struct.unpack("!i", await reader.readexactly(4))[0]
+            await reader.readexactly(n - 4)
+            writer.write(greeting)
+            await writer.drain()
+            await reader.read()  # idle until the client goes
+        except Exception:
+            pass
+
+    srv = await asyncio.start_server(server, "127.0.0.1", 0, backlog=2048)
+    up = srv.sockets[0].getsockname()[1]
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "RDSIAM_VIA"}
+    proc = subprocess.Popen(
+        [rdsiam, "proxy", "--host", "localhost", "--port", str(up), "-U", "bench", "--sslmode",
+         "require", "--listen", f"127.0.0.1:{port}", "--max-connection-rate", "1000"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    await asyncio.sleep(0.5)
+    before = rss_kib(proc.pid)
+    startup = b"user\0bench\0database\0bench\0\0"
+    startup = struct.pack("!ii", len(startup) + 8, 196608) + startup
+    clients = []
+    for _ in range(n):
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(startup)
+        await w.drain()
+        got = b""
+        while not got.endswith(b"Z\0\0\0\x05I"):
+            chunk = await r.read(4096)
+            if not chunk:
+                sys.exit("bench/proxy: an idle connection was refused")
+            got += chunk
+        clients.append(w)
+    await asyncio.sleep(1)
+    after = rss_kib(proc.pid)
+    for w in clients:
+        w.close()
+    proc.terminate()
+    proc.wait()
+    srv.close()
+    shutil.rmtree(tmp)
+    return before, after
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rdsiam", required=True)
+    a = ap.parse_args()
+    rdsiam = a.rdsiam
+    secs = int(os.environ.get("BENCH_SECONDS", "5"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    counts = [int(c) for c in os.environ.get("BENCH_CLIENTS", "1 8 32").split()]
+    idle = int(os.environ.get("BENCH_IDLE", "1000"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * idle + 1024)), hard))
+
+    gate_host, gate_port = os.environ["RDSIAM_VIA"].rsplit(":", 1)
+    ca = os.environ["PGSSLROOTCERT"]
+    pg_port = int(sh([rdsiam, "sql", *TARGET, "-d", DB, "-o", "csv", "-c",
+                      "select inet_server_port() as p"]).split()[-1])
+    admin = f"host=127.0.0.1 port={pg_port} user=postgres dbname={DB} sslmode=require"
+    print(f"bench/proxy: gate 127.0.0.1:{gate_port}, PostgreSQL 127.0.0.1:{pg_port}; "
+          f"pgbench -i -s 10", file=sys.stderr)
+    sh(["pgbench", "-i", "-q", "-s", "10", admin])
+    sh(["psql", admin, "-qc", f"grant select on all tables in schema public to {USER}"])
+
+    def token():
+        return sh([rdsiam, "token", *TARGET]).strip()
+
+    procs = []
+    p_gate, h_gate, p_pg, h_pg = free_port(), free_port(), free_port(), free_port()
+    logs = tempfile.mkdtemp()
+    procs.append(subprocess.Popen(
+        [rdsiam, "proxy", *TARGET, "-d", DB, "--listen", f"127.0.0.1:{p_gate}",
+         "--http-address", f"127.0.0.1:{h_gate}"],
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, "gate.log"), "w")))
+    env_pg = {k: v for k, v in os.environ.items() if k != "RDSIAM_VIA"}
+    procs.append(subprocess.Popen(
+        [rdsiam, "proxy", "--host", "localhost", "--port", str(pg_port), "-U", USER, "-d", DB,
+         "--listen", f"127.0.0.1:{p_pg}", "--http-address", f"127.0.0.1:{h_pg}"],
+        env=env_pg, stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, "pg.log"), "w")))
+
+    # pgbouncer refuses to run as root; it runs as postgres from a dir it can read.
+    bdir = tempfile.mkdtemp(prefix="bench-pgbouncer-")
+    os.chmod(bdir, 0o755)
+    shutil.copy(ca, os.path.join(bdir, "ca.pem"))
+    p_bnc = free_port()
+    ini = os.path.join(bdir, "pgbouncer.ini")
+
+    def write_ini():
+        with open(ini, "w") as f:
+            f.write(f"""[databases]
+gate = host=127.0.0.1 port={gate_port} dbname={DB} user={USER} password={token()}
+plain = host=127.0.0.1 port={pg_port} dbname={DB} user={USER}
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {p_bnc}
+unix_socket_dir =
+auth_type = any
+pool_mode = session
+max_client_conn = 500
+default_pool_size = 40
+server_tls_sslmode = verify-full
+server_tls_ca_file = {bdir}/ca.pem
+logfile = {bdir}/pgbouncer.log
+pidfile = {bdir}/pgbouncer.pid
+""")
+        os.chmod(ini, 0o644)
+
+    write_ini()
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    bouncer = subprocess.Popen(as_pg + ["pgbouncer", ini], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    procs.append(bouncer)
+    for port in (p_gate, p_pg, p_bnc):
+        wait_port(port)
+
+    local = "sslmode=disable"
+    tls = f"sslmode=verify-full sslrootcert={ca}"
+    configs = {
+        ("gate", "direct"): (f"host=127.0.0.1 port={gate_port} user={USER} dbname={DB} {tls}", True),
+        ("gate", "rdsiam proxy"): (f"host=127.0.0.1 port={p_gate} user={USER} dbname={DB} {local}", False),
+        ("gate", "pgbouncer"): (f"host=127.0.0.1 port={p_bnc} user={USER} dbname=gate {local}", False),
+        ("plain", "direct"): (f"host=127.0.0.1 port={pg_port} user={USER} dbname={DB} {tls}", False),
+        ("plain", "rdsiam proxy"): (f"host=127.0.0.1 port={p_pg} user={USER} dbname={DB} {local}", False),
+        ("plain", "pgbouncer"): (f"host=127.0.0.1 port={p_bnc} user={USER} dbname=plain {local}", False),
+    }
+    modes = [(c, False) for c in counts] + [(4, True)]
+    results = {}
+    order = list(configs)
+    for rnd in range(rounds):
+        # A fresh pre-minted token each round (tokens live 15 minutes).
+        tok = token()
+        write_ini()
+        subprocess.run(["kill", "-HUP", str(bouncer.pid)])
+        time.sleep(0.3)
+        print(f"bench/proxy: round {rnd + 1}/{rounds}", file=sys.stderr)
+        for clients, each in modes:
+            for key in order:
+                conninfo, needs_token = configs[key]
+                r = pgbench(conninfo, clients, secs, each, tok if needs_token else None)
+                results.setdefault((key, clients, each), []).append(r)
+            order = order[1:] + order[:1]
+
+    minted = metric(h_gate, "rdsiam_proxy_tokens_minted_total")
+    minted_pg = metric(h_pg, "rdsiam_proxy_tokens_minted_total")
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait()
+    before, after = asyncio.run(idle_memory(rdsiam, idle))
+
+    med = lambda xs: statistics.median(xs)
+    print(f"\npgbench -S, {secs} s per run, {rounds} interleaved rounds, medians "
+          f"(tps | latency ms); -C rows: pgbench -C -S -c 4")
+    print(f"{'server':6} {'clients':>8}  {'direct':>20}  {'rdsiam proxy':>20}  {'pgbouncer':>20}  proxy/direct  pgbouncer/direct")
+    for server in ("gate", "plain"):
+        for clients, each in modes:
+            cells, tps = [], {}
+            for tool in ("direct", "rdsiam proxy", "pgbouncer"):
+                rs = results[((server, tool), clients, each)]
+                t, l = med([r[0] for r in rs]), med([r[1] for r in rs])
+                tps[tool] = t
+                cells.append(f"{t:9.0f} | {l:7.3f}")
+            label = f"{clients}{' -C' if each else ''}"
+            print(f"{server:6} {label:>8}  {cells[0]:>20}  {cells[1]:>20}  {cells[2]:>20}  "
+                  f"{tps['rdsiam proxy'] / tps['direct']:11.0%}  {tps['pgbouncer'] / tps['direct']:15.0%}")
+    print()
+    for server in ("gate", "plain"):
+        if 1 in counts:
+            d = [r[1] for r in results[((server, "direct"), 1, False)]]
+            p = [r[1] for r in results[((server, "rdsiam proxy"), 1, False)]]
+            b = [r[1] for r in results[((server, "pgbouncer"), 1, False)]]
+            added = med([(x - y) * 1000 for x, y in zip(p, d)])
+            added_b = med([(x - y) * 1000 for x, y in zip(b, d)])
+            print(f"{server}: added per round trip at 1 client: rdsiam proxy {added:.0f} µs, "
+                  f"pgbouncer {added_b:.0f} µs (median of per-round differences)")
+    print(f"tokens minted for the whole run: {minted:.0f} (gate proxy), {minted_pg:.0f} (plain proxy)")
+    print(f"idle connections: {idle} held, proxy RSS {before} KiB -> {after} KiB, "
+          f"{(after - before) / idle:.1f} KiB per connection")
+
+
+if __name__ == "__main__":
+    main()

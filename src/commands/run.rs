@@ -1,0 +1,246 @@
+//! `rdsiam run TARGET -- COMMAND`: a private proxy on a unix socket in a
+//! fresh 0700 directory, living exactly as long as COMMAND, whose libpq
+//! variables (and `DATABASE_URL`) point at it. Like `aws-vault exec`: the
+//! command never sees a token, and every connection it opens, hours later
+//! too, logs in with a fresh one.
+//!
+//! Signals: the terminal's SIGINT and SIGQUIT reach COMMAND directly (same
+//! foreground process group); we only outlive them, so the proxy is there
+//! while COMMAND cancels its query and exits. SIGTERM and SIGHUP sent to us
+//! are passed on. Our status is COMMAND's (128+N for signal N).
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::cli::{LogFormat, PsqlArgs, RunArgs};
+use crate::error::{Failure, Kind};
+use crate::pgenv;
+use crate::proxy::limits::Limits;
+use crate::proxy::log::Log;
+use crate::proxy::{self, Listen, Listener, Shared, Upstream};
+
+use super::proxy::{planned, proxy_runtime, resolve};
+
+/// The port in the socket's name (`.s.PGSQL.5432`); no TCP port is opened.
+const PORT: u16 = 5432;
+/// Logins per second for one command: RDS's own cap is 200/s.
+const RATE: u32 = 100;
+
+pub fn run(args: RunArgs) -> Result<u8> {
+    let (planned, bare) = planned(&args.target, &args.conn, args.target.target.as_deref())?;
+    let rt = proxy_runtime()?;
+    let result = rt.block_on(supervise(planned, bare, &args));
+    rt.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+/// `rdsiam psql --long`: psql under `rdsiam run`, so `\c` works past 15 minutes.
+pub fn psql(args: PsqlArgs, psql: PathBuf) -> Result<u8> {
+    let mut command = vec![psql.into_os_string()];
+    command.extend(args.psql_args);
+    run(RunArgs {
+        target: args.target,
+        conn: args.conn,
+        max_connections: 1000,
+        command,
+    })
+}
+
+async fn supervise(planned: super::proxy::Planned, bare: bool, args: &RunArgs) -> Result<u8> {
+    // Installed before anything else: from now on these signals are ours
+    // to handle, and COMMAND (exec resets handlers) gets the defaults.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigquit = signal(SignalKind::quit())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+
+    let up = Arc::new(resolve(planned, bare).await?);
+    let dir = PrivateDir::new()?;
+    let (listener, socket) = proxy::bind_unix(dir.path(), PORT)?;
+    let shared = Arc::new(Shared::new(
+        Limits::new(args.max_connections as usize, RATE),
+        Log {
+            format: LogFormat::Text,
+            quiet: true,
+        },
+        vec![up.clone()],
+    ));
+    tokio::spawn(proxy::accept_loop(
+        Listener {
+            listen: Listen::Unix(listener, socket),
+            target: 0,
+        },
+        up.clone(),
+        shared.clone(),
+    ));
+    shared.set_started();
+
+    let program = &args.command[0];
+    let mut command = tokio::process::Command::new(program);
+    command.args(&args.command[1..]);
+    for (name, value) in environment(&up, dir.path()) {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            let shown = program.to_string_lossy();
+            let (code, what) = match err.kind() {
+                std::io::ErrorKind::NotFound => (127, "command not found".to_owned()),
+                std::io::ErrorKind::PermissionDenied => (126, "permission denied".to_owned()),
+                _ => (126, err.to_string()),
+            };
+            eprintln!("rdsiam: {shown}: {what}");
+            return Ok(code);
+        }
+    };
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
+    let forward = |sig: Signal| {
+        if let Some(pid) = pid {
+            let _ = kill(pid, sig);
+        }
+    };
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            // The terminal sent it to COMMAND too; COMMAND decides.
+            _ = sigint.recv() => {}
+            _ = sigquit.recv() => {}
+            _ = sigterm.recv() => forward(Signal::SIGTERM),
+            _ = sighup.recv() => forward(Signal::SIGHUP),
+        }
+    };
+    shared.stop.cancel();
+    shared.tracker.close();
+    shared.hard_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), shared.tracker.wait()).await;
+    drop(dir);
+    let status = status.map_err(|err| {
+        Failure::new(
+            Kind::Other,
+            format!("waiting for the command failed: {err}"),
+        )
+    })?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code).unwrap_or(1),
+        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(1),
+        (None, None) => 1,
+    })
+}
+
+/// COMMAND's libpq variables: set (`Some`) or removed (`None`).
+fn environment(up: &Upstream, dir: &Path) -> Vec<(&'static str, Option<String>)> {
+    let mut env: Vec<(&'static str, Option<String>)> =
+        pgenv::MANAGED.iter().map(|name| (*name, None)).collect();
+    // Kept when the caller set them: they don't fight the proxy.
+    let appname = std::env::var("PGAPPNAME").ok().filter(|v| !v.is_empty());
+    let dir_text = dir.to_string_lossy().into_owned();
+    env.push(("PGHOST", Some(dir_text.clone())));
+    env.push(("PGPORT", Some(PORT.to_string())));
+    if let Some(user) = &up.pinned_user {
+        env.push(("PGUSER", Some(user.clone())));
+    }
+    if let Some(db) = &up.resolved.target.dbname {
+        env.push(("PGDATABASE", Some(db.clone())));
+    }
+    // The hop is a private socket; the hop to AWS is TLS as the target says.
+    env.push(("PGSSLMODE", Some("disable".to_owned())));
+    env.push((
+        "PGAPPNAME",
+        Some(appname.unwrap_or_else(|| "rdsiam-run".to_owned())),
+    ));
+    if std::env::var_os("DATABASE_URL").is_none() {
+        let enc = |v: &str| utf8_percent_encode(v, NON_ALPHANUMERIC).to_string();
+        let user = up
+            .pinned_user
+            .as_deref()
+            .map(|u| format!("{}@", enc(u)))
+            .unwrap_or_default();
+        let db = up
+            .resolved
+            .target
+            .dbname
+            .as_deref()
+            .map(enc)
+            .unwrap_or_default();
+        env.push((
+            "DATABASE_URL",
+            Some(format!(
+                "postgresql://{user}/{db}?host={}&port={PORT}",
+                enc(&dir_text)
+            )),
+        ));
+    }
+    // Later entries win: drop the removals a setting replaces.
+    let set: Vec<&str> = env
+        .iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| *k)
+        .collect();
+    env.retain(|(k, v)| v.is_some() || !set.contains(k));
+    env
+}
+
+/// A fresh 0700 directory under the temp dir, removed with what it holds.
+struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    fn new() -> Result<PrivateDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let base = std::env::temp_dir();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let mut last = None;
+        for n in 0..100u32 {
+            let name = format!(
+                "rdsiam-run-{}-{:08x}",
+                std::process::id(),
+                seed.wrapping_add(n.wrapping_mul(0x9e37_79b9))
+            );
+            let path = base.join(name);
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(PrivateDir(path)),
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(err) => {
+                    last = Some(err);
+                    break;
+                }
+            }
+        }
+        Err(Failure::new(
+            Kind::Other,
+            format!(
+                "cannot create a private directory in {}: {}",
+                base.display(),
+                last.map_or_else(|| "too many exist".to_owned(), |e| e.to_string())
+            ),
+        )
+        .hint("set TMPDIR to a directory you can write")
+        .into())
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

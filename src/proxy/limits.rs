@@ -1,0 +1,77 @@
+//! Admission limits: at most `--max-connections` client connections at once
+//! and at most `--max-connection-rate` new upstream logins a second (RDS
+//! throttles IAM logins at 200/s per instance). Logins over the rate wait
+//! their turn in arrival order (tokio's mutex is fair) instead of failing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+pub struct Limits {
+    pub max_connections: usize,
+    connections: Arc<Semaphore>,
+    interval: Duration,
+    next_slot: tokio::sync::Mutex<Instant>,
+}
+
+impl Limits {
+    pub fn new(max_connections: usize, per_second: u32) -> Limits {
+        Limits {
+            max_connections,
+            connections: Arc::new(Semaphore::new(max_connections)),
+            interval: Duration::from_secs(1) / per_second.max(1),
+            next_slot: tokio::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// A connection slot, or `None` when all are taken.
+    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        self.connections.clone().try_acquire_owned().ok()
+    }
+
+    /// Wait for this login's turn under the rate cap.
+    pub async fn login_turn(&self) {
+        let slot = {
+            let mut next = self.next_slot.lock().await;
+            let slot = (*next).max(Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn logins_are_spaced_in_order() {
+        let limits = Arc::new(Limits::new(2, 50));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..5 {
+            let limits = limits.clone();
+            tasks.push(tokio::spawn(async move {
+                limits.login_turn().await;
+                Instant::now()
+            }));
+        }
+        let mut times = Vec::new();
+        for t in tasks {
+            times.push(t.await.unwrap() - start);
+        }
+        // Five logins at 50/s: the first at once, the last 80 ms later, in order.
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        assert!(times[0] < Duration::from_millis(20), "{times:?}");
+        assert!(times[4] >= Duration::from_millis(80), "{times:?}");
+        let a = limits.admit();
+        let b = limits.admit();
+        assert!(a.is_some() && b.is_some());
+        assert!(limits.admit().is_none());
+        drop(a);
+        assert!(limits.admit().is_some());
+    }
+}
