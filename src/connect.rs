@@ -492,6 +492,43 @@ mod tests {
     }
 
     #[test]
+    fn tls_failures_are_said_in_words() {
+        use rustls::CertificateError as C;
+        let other = rustls::OtherError(std::sync::Arc::new(std::io::Error::other(
+            "unsupported extension",
+        )));
+        for (err, want) in [
+            (
+                rustls::Error::InvalidCertificate(C::Other(other.clone())),
+                "certificate rejected: unsupported extension",
+            ),
+            (rustls::Error::Other(other), "unsupported extension"),
+            (
+                rustls::Error::InvalidCertificate(C::UnknownIssuer),
+                "issued by a CA that is not in the trust store",
+            ),
+            (
+                rustls::Error::InvalidCertificate(C::ExpiredContext {
+                    time: rustls::pki_types::UnixTime::since_unix_epoch(
+                        std::time::Duration::from_secs(1_700_000_000),
+                    ),
+                    not_after: rustls::pki_types::UnixTime::since_unix_epoch(
+                        std::time::Duration::from_secs(1_640_908_800),
+                    ),
+                }),
+                "expired on 2021-12-31T00:00:00Z",
+            ),
+        ] {
+            let words = tls_words(&err);
+            assert_eq!(words, want);
+            assert!(
+                !words.contains("Other(") && !words.contains("Context"),
+                "{words}"
+            );
+        }
+    }
+
+    #[test]
     fn region_from_rds_host_names() {
         assert_eq!(
             host_region("postgresqlproxy.proxy-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com"),

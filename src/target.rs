@@ -124,12 +124,10 @@ impl Conn {
     pub fn from_entry(e: &Entry) -> Result<Conn> {
         let via = e.via.as_deref().map(Via::parse).transpose()?;
         let roots = Roots::from_setting(e.ca_bundle.as_deref());
-        if let Roots::File(path) = &roots {
-            // Its content is parsed where it is used (TLS, or psql's own).
-            crate::files::check_regular(path).map_err(|err| {
-                Failure::usage(format!("cannot use CA bundle {}: {err}", path.display()))
-                    .hint("pass --ca-bundle (or PGSSLROOTCERT) a readable PEM file, or drop it to use the built-in RDS bundle")
-            })?;
+        if let Roots::File(_) = &roots {
+            // Loaded now, so a bad bundle is a usage error before any
+            // network, whether we or psql would have used it.
+            roots.certificates()?;
         }
         Ok(Conn {
             via,

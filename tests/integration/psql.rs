@@ -197,7 +197,7 @@ fn stand_in_with_via_gets_pghostaddr_and_the_tunnel_port() {
     let env = Env::new();
     let (bin, record) = stand_in(&env);
     let ca = env.home().join("my-ca.pem");
-    std::fs::write(&ca, "x").unwrap();
+    std::fs::write(&ca, rdsiam::ca::BUNDLE).unwrap();
     crate::support::run(
         env.cmd()
             .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))

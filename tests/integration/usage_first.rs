@@ -11,6 +11,9 @@ fn every_command_reports_usage_errors_before_calling_the_api() {
     let api = RdsApi::start(Inventory::article()).unwrap();
     let missing = env.home().join("no-such-ca.pem");
     let missing = missing.to_str().unwrap();
+    let not_pem = env.home().join("not-a-bundle.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let not_pem = not_pem.to_str().unwrap();
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("token", vec!["-o", "env"]),
         ("check", vec![]),
@@ -21,6 +24,7 @@ fn every_command_reports_usage_errors_before_calling_the_api() {
         for bad in [
             vec!["--via", "junk"],
             vec!["--ca-bundle", missing],
+            vec!["--ca-bundle", not_pem],
             vec!["--connect-timeout", "0"],
             vec!["--sslmode", "disable"],
         ] {
