@@ -256,6 +256,44 @@ mod tests {
     }
 
     #[test]
+    fn verify_chain_says_which_roots_vouched() {
+        use rdsiam_testkit::ca::TestCa;
+        let ca = TestCa::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ca.pem");
+        ca.write_ca(&file).unwrap();
+        let (leaf, _) = ca.issue(&["db.example.com"]).unwrap();
+        let chain = parse_pem(leaf.as_bytes());
+        let roots = Roots::File(file);
+        let check = |mode, roots: &Roots, host| verify_chain(mode, roots, &chain, host).unwrap();
+        assert_eq!(
+            check(SslMode::VerifyFull, &roots, "db.example.com"),
+            Ok(Vouched::Primary)
+        );
+        assert!(matches!(
+            check(SslMode::VerifyFull, &roots, "other.example.com"),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForNameContext { .. } | CertificateError::NotValidForName
+            ))
+        ));
+        assert_eq!(
+            check(SslMode::VerifyCa, &roots, "other.example.com"),
+            Ok(Vouched::Primary)
+        );
+        assert_eq!(
+            check(SslMode::Require, &Roots::BuiltIn, "db.example.com"),
+            Ok(Vouched::NotChecked)
+        );
+        // The built-in bundle (and the system store) do not know the test CA.
+        assert_eq!(
+            check(SslMode::VerifyFull, &Roots::BuiltIn, "db.example.com"),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer
+            ))
+        );
+    }
+
+    #[test]
     fn pem_parsing_skips_comments() {
         let certs = crate::ca::parse_pem(crate::ca::BUNDLE.as_bytes());
         assert!(certs.len() >= 80);

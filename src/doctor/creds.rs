@@ -220,6 +220,22 @@ pub async fn identity(aws: &Aws, found: &mut Findings) -> Step {
             let code = service.code().unwrap_or("UnknownError").to_owned();
             let message = service.message().unwrap_or("no message").to_owned();
             step = step.detail("error_code", &code);
+            // AWS words a skewed clock as a signature error; the Date
+            // header or the message tells the two apart.
+            let clock = skew.is_some_and(|s| s.abs() > SKEW_FAIL)
+                || message.contains("Signature expired")
+                || message.contains("not yet current")
+                || code == "RequestExpired"
+                || code == "RequestTimeTooSkewed";
+            if clock {
+                let off = skew.map_or_else(|| "more than 5 min off".to_owned(), offset);
+                return step
+                    .fail(
+                        Kind::Aws,
+                        format!("STS refused the request's time: this clock is {off} AWS time ({code}: {message})"),
+                    )
+                    .then("sync the clock: `sudo timedatectl set-ntp true` or `sudo chronyc makestep` (macOS: `sudo sntp -sS time.apple.com`)");
+            }
             return match code.as_str() {
                 "SignatureDoesNotMatch" => step
                     .fail(Kind::Aws, format!("STS refused the signature: the secret access key does not match access key {} ({code}: {message})", mask_key(aws.credentials().access_key_id())))

@@ -941,7 +941,11 @@ async fn handle(state: &Mutex<State>, http: HttpRequest) -> HttpResponse {
                 "IncompleteSignature",
                 "Authorization header requires 'Credential' parameter in the form AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/SERVICE/aws4_request.",
             )),
-            (Some(_), Some(_)) => match st.secrets.as_deref().map(|s| check_signature(&http, s)) {
+            (Some(_), Some(_)) => match st
+                .secrets
+                .as_deref()
+                .map(|s| check_signature(&http, s, unix_now() + st.clock_offset))
+            {
                 Some(Err(e)) => Gate::Fail(e),
                 _ => st.take_fault(&action),
             },
@@ -1041,7 +1045,11 @@ fn http_date(unix: i64) -> String {
 }
 
 /// SigV4 header signing, checked as AWS does (only when [`RdsApi::require_signatures`] is on).
-fn check_signature(http: &HttpRequest, secrets: &[(String, String)]) -> Result<(), ApiError> {
+fn check_signature(
+    http: &HttpRequest,
+    secrets: &[(String, String)],
+    now: i64,
+) -> Result<(), ApiError> {
     use hmac::{Hmac, KeyInit, Mac};
     let mismatch = || {
         api_error(
@@ -1075,6 +1083,30 @@ fn check_signature(http: &HttpRequest, secrets: &[(String, String)]) -> Result<(
         ));
     };
     let amz_date = http.header("x-amz-date").ok_or_else(mismatch)?;
+    // AWS's own words for a request signed more than 5 minutes off its clock.
+    let signed_at = amz_date_secs(amz_date).ok_or_else(mismatch)?;
+    if (signed_at - now).abs() > 300 {
+        let (verb, relation) = if signed_at < now {
+            ("Signature expired", "is now earlier than")
+        } else {
+            ("Signature not yet current", "is still later than")
+        };
+        let bound = if signed_at < now {
+            now - 300
+        } else {
+            now + 300
+        };
+        return Err(api_error(
+            403,
+            "SignatureDoesNotMatch",
+            format!(
+                "{verb}: {amz_date} {relation} {} ({} {} 5 min.)",
+                amz_date_of(bound),
+                amz_date_of(now),
+                if signed_at < now { "-" } else { "+" }
+            ),
+        ));
+    }
     let (path, query) = http.target.split_once('?').unwrap_or((&http.target, ""));
     let mut query_pairs: Vec<(String, String)> = Vec::new();
     let mut decoded = Params::new();
@@ -1126,6 +1158,43 @@ fn check_signature(http: &HttpRequest, secrets: &[(String, String)]) -> Result<(
     } else {
         Err(mismatch())
     }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `20240501T120000Z` as unix seconds.
+fn amz_date_secs(value: &str) -> Option<i64> {
+    let b = value.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| value.get(r)?.parse::<i64>().ok();
+    let days = days_from_civil(num(0..4)?, num(4..6)?, num(6..8)?);
+    Some(days * 86_400 + num(9..11)? * 3600 + num(11..13)? * 60 + num(13..15)?)
+}
+
+/// Unix seconds as `20240501T120000Z`.
+fn amz_date_of(unix: i64) -> String {
+    // Reuse the HTTP date's civil conversion: "Sun, 06 Nov 1994 08:49:37 GMT".
+    let http = http_date(unix);
+    let parts: Vec<&str> = http.split([' ', ':']).collect();
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == parts[2]).unwrap_or(0) + 1;
+    format!(
+        "{}{month:02}{}T{}{}{}Z",
+        parts[3], parts[1], parts[4], parts[5], parts[6]
+    )
 }
 
 /// RFC 3986 unreserved characters stay, everything else `%XX`.
@@ -2389,6 +2458,9 @@ mod tests {
 
     #[test]
     fn http_dates() {
+        assert_eq!(amz_date_secs("19941106T084937Z"), Some(784_111_777));
+        assert_eq!(amz_date_of(784_111_777), "19941106T084937Z");
+        assert_eq!(amz_date_secs("1994-11-06"), None);
         assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(http_date(1_709_251_199), "Thu, 29 Feb 2024 23:59:59 GMT");

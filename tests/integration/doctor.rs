@@ -319,8 +319,10 @@ fn clock_skew_is_read_from_the_sts_date_and_explains_the_refusal() {
     let env = Env::new();
     let api = RdsApi::start(Inventory::default()).unwrap();
     let gate = gate();
-    // This machine is 7 minutes ahead of AWS: STS says so in its Date
-    // header, and the gate (AWS's clock) sees tokens from the future.
+    // This machine is 7 minutes ahead of AWS: STS refuses the signature's
+    // time (the SDK then corrects its own signing and retries) and says so
+    // in its Date header; the gate (AWS's clock) sees tokens from the future.
+    api.require_signatures(&[(TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY)]);
     api.set_clock_offset(-420);
     gate.set_clock_offset(-420);
     let report = json(&mut doctor_at_gate(&env, &api, &gate, "iamuserapp"), 3);
