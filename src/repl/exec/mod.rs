@@ -180,6 +180,7 @@ impl Runner {
     pub fn lexer(&self) -> Lexer {
         Lexer {
             std_strings: self.link.std_strings(),
+            first_line_std_strings: None,
             more_to_come: false,
         }
     }
