@@ -226,7 +226,7 @@ where
     }
 }
 
-/// The TLS stream, read through a [`Framer`].
+/// The TLS stream, read through a `Framer`.
 pub struct Tapped<S> {
     inner: S,
     watch: Arc<Watch>,

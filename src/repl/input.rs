@@ -54,15 +54,32 @@ pub struct Lexer {
     /// `standard_conforming_strings` as the server last reported it: when
     /// off, a backslash escapes the next character in every `'…'` string.
     pub std_strings: bool,
+    /// The setting for the text's first line, when it differs: psql lexes
+    /// a script a line at a time with the setting of the moment the line
+    /// starts, so a statement after `SET standard_conforming_strings …;`
+    /// on the same line still splits by the old one.
+    pub first_line_std_strings: Option<bool>,
     /// More input may follow the text (a script still being read): a
     /// meta-command without its newline is not finished yet.
     pub more_to_come: bool,
+}
+
+impl Lexer {
+    /// The setting in force at byte `i` of a text whose first line ends
+    /// at `first_nl`.
+    fn std_strings_at(&self, i: usize, first_nl: usize) -> bool {
+        match self.first_line_std_strings {
+            Some(first) if i < first_nl => first,
+            _ => self.std_strings,
+        }
+    }
 }
 
 impl Default for Lexer {
     fn default() -> Lexer {
         Lexer {
             std_strings: true,
+            first_line_std_strings: None,
             more_to_come: false,
         }
     }
@@ -122,7 +139,7 @@ pub fn statement_text(raw: &str) -> Cow<'_, str> {
 
 /// [`statement_text`] with the server's string setting (which decides
 /// where `\;` is outside a string).
-pub fn statement_text_with(raw: &str, lexer: Lexer) -> Cow<'_, str> {
+pub fn statement_text_with(raw: &str, mut lexer: Lexer) -> Cow<'_, str> {
     let mut s = raw;
     loop {
         let t = s.trim_start();
@@ -135,6 +152,10 @@ pub fn statement_text_with(raw: &str, lexer: Lexer) -> Cow<'_, str> {
             s = t;
             break;
         }
+    }
+    if raw[..raw.len() - s.len()].contains('\n') {
+        // The statement itself starts on a later line than `raw`.
+        lexer.first_line_std_strings = None;
     }
     let s = s.trim_end();
     let s = match go_command_start(s, lexer) {
@@ -160,7 +181,7 @@ pub fn statement_text_with(raw: &str, lexer: Lexer) -> Cow<'_, str> {
 /// order (for recognising `COPY … FROM STDIN` and the like).
 pub fn top_level_words(sql: &str, lexer: Lexer) -> Vec<&str> {
     let b = sql.as_bytes();
-    let scan = Scan { b, lexer };
+    let scan = Scan::new(b, lexer);
     let mut words = Vec::new();
     let mut depth = 0usize;
     let mut i = 0;
@@ -192,7 +213,7 @@ pub fn top_level_words(sql: &str, lexer: Lexer) -> Vec<&str> {
 /// Where a `\g` command that ends `s` starts, if one does (outside quotes).
 fn go_command_start(s: &str, lexer: Lexer) -> Option<usize> {
     let b = s.as_bytes();
-    let scan = Scan { b, lexer };
+    let scan = Scan::new(b, lexer);
     let mut i = 0;
     let mut last = None;
     while i < b.len() {
@@ -218,7 +239,7 @@ fn psql_cuts(s: &str, lexer: Lexer) -> Vec<usize> {
     if !b.contains(&b'\\') && !s.contains("\n\n") {
         return Vec::new();
     }
-    let scan = Scan { b, lexer };
+    let scan = Scan::new(b, lexer);
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
@@ -264,10 +285,7 @@ fn is_go(b: &[u8]) -> bool {
 /// The input with comments removed (string contents are left alone).
 fn strip_comments(sql: &str) -> String {
     let b = sql.as_bytes();
-    let scan = Scan {
-        b,
-        lexer: Lexer::default(),
-    };
+    let scan = Scan::new(b, Lexer::default());
     let mut out = String::with_capacity(sql.len());
     let mut i = 0;
     let mut last = 0;
@@ -333,7 +351,7 @@ pub fn next_item(input: &str, lexer: Lexer) -> Option<(Item, usize)> {
         };
         return Some((Item::Meta(input[i..end].to_owned()), end));
     }
-    let scan = Scan { b, lexer };
+    let scan = Scan::new(b, lexer);
     let mut depth = 0usize;
     // The first words, each reduced to its initial when it is one of
     // CREATE, OR, REPLACE, FUNCTION, PROCEDURE (else 0), as psql does.
@@ -421,9 +439,19 @@ enum Token {
 struct Scan<'a> {
     b: &'a [u8],
     lexer: Lexer,
+    /// Where the first line ends (see [`Lexer::first_line_std_strings`]).
+    first_nl: usize,
 }
 
 impl Scan<'_> {
+    fn new(b: &[u8], lexer: Lexer) -> Scan<'_> {
+        let first_nl = match lexer.first_line_std_strings {
+            Some(_) => b.iter().position(|&c| c == b'\n').unwrap_or(b.len()),
+            None => 0,
+        };
+        Scan { b, lexer, first_nl }
+    }
+
     /// The token starting at `i` (`i < len`); `None` when it runs past the
     /// end of the input (an unclosed quote or comment): not finished yet.
     fn token(&self, i: usize) -> Option<Token> {
@@ -433,7 +461,11 @@ impl Scan<'_> {
         Some(match b[i] {
             b'-' if next == Some(b'-') => Token::Other(line_end(b, i)),
             b'/' if next == Some(b'*') => Token::Other(block_comment_end(b, i)?),
-            b'\'' => Token::Other(string_end(b, i + 1, !self.lexer.std_strings)?),
+            b'\'' => Token::Other(string_end(
+                b,
+                i + 1,
+                !self.lexer.std_strings_at(i, self.first_nl),
+            )?),
             b'e' | b'E' if next == Some(b'\'') => Token::Other(string_end(b, i + 2, true)?),
             b'b' | b'B' | b'x' | b'X' if next == Some(b'\'') => {
                 Token::Other(string_end(b, i + 2, false)?)
@@ -892,7 +924,7 @@ mod tests {
         /// every piece the splitter hands out gives a statement text.
         #[test]
         fn arbitrary_text_never_panics(input in ".{0,200}", std_strings: bool, more: bool) {
-            let lexer = Lexer { std_strings, more_to_come: more };
+            let lexer = Lexer { std_strings, first_line_std_strings: Some(!std_strings), more_to_come: more };
             let _ = statement_text_with(&input, lexer);
             let _ = is_blank(&input);
             let _ = top_level_words(&input, lexer);
@@ -945,6 +977,7 @@ mod tests {
         let input = "select 'a\\';b';\nselect 2;\n";
         let off = Lexer {
             std_strings: false,
+            first_line_std_strings: None,
             more_to_come: false,
         };
         let (spans, rest) = split_spans_with(input, off);
@@ -954,6 +987,17 @@ mod tests {
         // With it on (the default) the backslash is a character.
         let (items, _) = split(input);
         assert_eq!(sql(&items)[0], "select 'a\\'");
+        // The first line goes by the setting its line started with, later
+        // lines by the current one.
+        let lexer = Lexer {
+            std_strings: false,
+            first_line_std_strings: Some(true),
+            more_to_come: false,
+        };
+        let (item, _) = next_item(" select 'a\\'; select 'b';", lexer).unwrap();
+        assert_eq!(item.raw(), " select 'a\\';");
+        let (item, _) = next_item(" \nselect 'a\\';b'; select 3;", lexer).unwrap();
+        assert_eq!(item.raw(), " \nselect 'a\\';b';");
     }
 
     #[test]
@@ -1000,6 +1044,7 @@ mod tests {
         // Streaming: a `\g` or meta-command line without its newline waits.
         let more = Lexer {
             std_strings: true,
+            first_line_std_strings: None,
             more_to_come: true,
         };
         assert_eq!(next_item("select 1 \\g", more), None);

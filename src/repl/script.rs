@@ -61,6 +61,10 @@ pub struct Script {
     data_from_stdin: bool,
     /// The rest of a COPY statement's line, set aside while its data is read.
     held: Option<String>,
+    /// The string setting in force when the line at `pos` started: psql
+    /// lexes a line with the setting of that moment (`None`: not known
+    /// yet, the current one).
+    line_std: Option<bool>,
 }
 
 impl Script {
@@ -106,6 +110,7 @@ impl Script {
             scanned: 0,
             data_from_stdin: false,
             held: None,
+            line_std: None,
         }
     }
 
@@ -113,20 +118,29 @@ impl Script {
         &self.name
     }
 
-    /// The next item, split with the server's current string setting;
-    /// `None` at the end. At the end of input an unfinished rest that is
-    /// not blank is the last statement, as psql runs it.
+    /// The next item, split with the server's current string setting (on
+    /// the item's first line, the setting that line started with, as psql
+    /// does); `None` at the end. At the end of input an unfinished rest
+    /// that is not blank is the last statement, as psql runs it.
     pub fn next_item(&mut self, std_strings: bool) -> Result<Option<Item>> {
+        let first = self.line_std.unwrap_or(std_strings);
         loop {
             let rest = &self.buf[self.pos..];
             if self.eof || rest.len() < CHUNK || rest.len() >= 2 * self.scanned {
                 let lexer = Lexer {
                     std_strings,
+                    first_line_std_strings: (first != std_strings).then_some(first),
                     more_to_come: !self.eof,
                 };
                 if let Some((item, len)) = input::next_item(rest, lexer) {
                     self.pos += len;
                     self.scanned = 0;
+                    // The line this item ends on started before it ran.
+                    self.line_std = Some(if item.raw().contains('\n') {
+                        std_strings
+                    } else {
+                        first
+                    });
                     return Ok(Some(item));
                 }
                 self.scanned = rest.len();
@@ -388,6 +402,17 @@ mod tests {
         assert_eq!(first.raw(), "select 'a\\';b';");
         let mut s = script("select 'a\\';b';\nselect 2;\n", 4);
         assert_eq!(s.next_item(true).unwrap().unwrap().raw(), "select 'a\\';");
+        // A change takes effect from the next line, as psql reads a line
+        // with the setting it started with.
+        let text = "set x; select 'a\\'; select 1;\nselect 'b\\';c';\n";
+        let mut s = script(text, 5);
+        assert_eq!(s.next_item(true).unwrap().unwrap().raw(), "set x;");
+        assert_eq!(s.next_item(false).unwrap().unwrap().raw(), " select 'a\\';");
+        assert_eq!(s.next_item(false).unwrap().unwrap().raw(), " select 1;");
+        assert_eq!(
+            s.next_item(false).unwrap().unwrap().raw(),
+            "\nselect 'b\\';c';"
+        );
     }
 
     #[test]

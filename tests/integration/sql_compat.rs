@@ -225,7 +225,8 @@ fn sql_sends_the_statements_psql_sends_for_tricky_scripts() {
     let env = Env::new();
     let gate = gate();
     let script = concat!(
-        "set standard_conforming_strings = off;\n",
+        // psql reads a line with the setting it started with: on, here.
+        "set standard_conforming_strings = off; select 'x\\' as same_line;\n",
         "select 'a\\';b' as off_1;\n",
         "select 2 as off_2;\n",
         "select E'x\\'y', 'p''q', 'c:\\\\' as off_3;\n",
@@ -256,11 +257,16 @@ fn sql_sends_the_statements_psql_sends_for_tricky_scripts() {
         by_psql.iter().any(|s| s == "select 'a\\';b' as off_1"),
         "{by_psql:?}"
     );
-    // The server itself rejects `1$$;$$` and `$1$$;$$`: the two failures
-    // (psql sends them just so). The rest ran.
+    // The server itself rejects `'x\' as same_line` (for it the setting is
+    // off already), `1$$;$$` and `$1$$;$$`: the three failures (psql sends
+    // them just so). The rest ran.
     assert_eq!(sql_run.code, 1, "{}", sql_run.stderr);
     assert!(
-        sql_run.stderr.contains("rdsiam: 2 of ")
+        by_psql.iter().any(|s| s == "select 'x\\' as same_line"),
+        "{by_psql:?}"
+    );
+    assert!(
+        sql_run.stderr.contains("rdsiam: 3 of ")
             && sql_run
                 .stderr
                 .matches("syntax error at or near \"$$;$$\"")

@@ -15,12 +15,12 @@
 //! the server the same way, then stops the script (even with
 //! `--continue-on-error`) with exit code 1. A second Ctrl-C, or one while no
 //! statement runs, stops it at once without waiting for the server.
-
 //!
 //! The jobs live in their own files: the session and its reconnects
-//! ([`session`]), Ctrl-C ([`interrupt`]), result assembly and display
-//! ([`results`]) and psql's catalogue queries ([`catalog`]); here the
-//! runner ties them together item by item.
+//! (`session.rs`), Ctrl-C (`interrupt.rs`), result assembly and display
+//! (`results.rs`), psql's catalogue queries (`catalog.rs`) and COPY
+//! (`copy.rs`); here the runner ties them together item by item, each
+//! statement split just before it runs (see [`super::script`]).
 
 mod catalog;
 mod copy;
@@ -180,6 +180,7 @@ impl Runner {
     pub fn lexer(&self) -> Lexer {
         Lexer {
             std_strings: self.link.std_strings(),
+            first_line_std_strings: None,
             more_to_come: false,
         }
     }

@@ -60,12 +60,14 @@ impl Link {
     /// the cancel key may not name the backend).
     async fn adopt(&mut self, session: Session) {
         session.watch.print_notices(true);
-        self.pid = match session.client.simple_query("SELECT pg_backend_pid()").await {
-            Ok(messages) => messages.iter().find_map(|m| match m {
+        let asked = session.client.simple_query("SELECT pg_backend_pid()");
+        self.pid = match tokio::time::timeout(self.connector.timeout, asked).await {
+            Ok(Ok(messages)) => messages.iter().find_map(|m| match m {
                 SimpleQueryMessage::Row(row) => row.get(0).and_then(|v| v.parse().ok()),
                 _ => None,
             }),
-            Err(_) => None,
+            // Without it, Ctrl-C has only the cancel request.
+            Ok(Err(_)) | Err(_) => None,
         };
         self.session = Some(session);
     }
