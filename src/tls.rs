@@ -247,6 +247,7 @@ impl ServerCertVerifier for Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ca::parse_pem;
 
     #[test]
     fn every_mode_builds_with_the_built_in_bundle() {
