@@ -391,7 +391,7 @@ pub async fn diagnose(target: &Target, connector: &Connector, strict: bool) -> R
     push(&mut report, step, started);
     let started = Instant::now();
     let step = match (&resolved, session) {
-        (Some(resolved), Some(logged_in)) if login_ok => login::inside(resolved, logged_in).await,
+        (Some(resolved), Some(logged_in)) if login_ok => login::inside(resolved, logged_in, connector.timeout).await,
         _ => Step::new(8, "inside").skip("needs a login (step 7)"),
     };
     push(&mut report, step, started);

@@ -99,7 +99,11 @@ pub async fn network(endpoint: &Endpoint, connector: &Connector) -> (Step, Optio
     // Where TCP goes: the tunnel when there is one, else the addresses.
     let dial: Vec<SocketAddr> = match &connector.via {
         Some(via) => {
-            match tokio::net::lookup_host((via.host.as_str(), via.port)).await {
+            let lookup = tokio::net::lookup_host((via.host.as_str(), via.port));
+            let answer = tokio::time::timeout(deadline, lookup)
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::other(format!("no DNS answer within {}s", deadline.as_secs()))));
+            match answer {
                 Ok(addrs) => addrs.collect(),
                 Err(err) => {
                     return (
