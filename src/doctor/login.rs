@@ -9,10 +9,10 @@ use tokio_postgres::SimpleQueryMessage;
 
 use super::creds::SKEW_FAIL;
 use super::{Findings, Step};
-use crate::session::Resolved;
 use crate::connect::{Connector, Session, host_region};
 use crate::endpoint::EndpointKind;
 use crate::error::{Failure, Kind, suggestions};
+use crate::session::Resolved;
 
 /// A database every RDS PostgreSQL has, to tell "the login" from "the database".
 const FALLBACK_DB: &str = "postgres";
@@ -276,13 +276,14 @@ pub async fn inside(resolved: &Resolved, logged_in: LoggedIn, limit: Duration) -
 
     if let Some(missing) = &logged_in.missing_db {
         step = step.detail("database_exists", false);
-        let names: Vec<String> = match tokio::time::timeout(limit, client.simple_query(DATABASES)).await {
-            Ok(Ok(messages)) => text_rows(messages)
-                .into_iter()
-                .filter_map(|r| r.first().cloned().flatten())
-                .collect(),
-            _ => Vec::new(),
-        };
+        let names: Vec<String> =
+            match tokio::time::timeout(limit, client.simple_query(DATABASES)).await {
+                Ok(Ok(messages)) => text_rows(messages)
+                    .into_iter()
+                    .filter_map(|r| r.first().cloned().flatten())
+                    .collect(),
+                _ => Vec::new(),
+            };
         let close = suggestions(missing, names.iter().map(String::as_str));
         let next = if close.is_empty() {
             format!(

@@ -36,10 +36,10 @@ use anyhow::Result;
 use tokio_postgres::Statement;
 
 use crate::cli::SqlOutput;
-use crate::session::Resolved;
 use crate::connect::Connector;
 use crate::error::{Failure, Kind};
 use crate::output::warn;
+use crate::session::Resolved;
 
 use super::input::{self, Item, Lexer, statement_text_with};
 use super::meta::{self, Meta};

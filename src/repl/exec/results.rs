@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio_postgres::{SimpleColumn, SimpleQueryMessage};
 use tokio_postgres::error::{DbError, ErrorPosition};
+use tokio_postgres::{SimpleColumn, SimpleQueryMessage};
 
 use crate::cli::SqlOutput;
 use crate::output::print;

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio_postgres::SimpleQueryMessage;
 
-use crate::session::Resolved;
 use crate::connect::{Connector, Session};
+use crate::session::Resolved;
 use crate::tap::TxStatus;
 
 use super::StmtError;
