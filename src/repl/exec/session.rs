@@ -117,6 +117,23 @@ impl Link {
             .is_none_or(|s| s.client.is_closed() || s.task.is_finished())
     }
 
+    /// After a server error, let the connection read the ReadyForQuery
+    /// behind it, so the prompt's `!` and the next statement's string
+    /// setting are the server's current ones. Bounded: a FATAL error has
+    /// none behind it, and a stalled link must not hang the prompt.
+    pub(super) async fn settle(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while let Some(session) = &self.session {
+            if session.watch.settled()
+                || self.is_closed()
+                || tokio::time::Instant::now() >= deadline
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     /// Forget the session: it broke, or it may still be running a statement
     /// we stopped waiting for, so it is not to be trusted with another one.
     pub(super) fn drop_session(&mut self) {
