@@ -33,6 +33,8 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('targets', 'targets', [CompletionResultType]::ParameterValue, 'List the named targets in the config file, or show one with where each value comes from')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Find why an IAM login fails: credentials, identity and clock, target, policy, network, TLS, login, inside')
             [CompletionResult]::new('policy', 'policy', [CompletionResultType]::ParameterValue, 'Print the least-privilege IAM policy allowing rds-db:connect on the target for these users')
+            [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'A local proxy: any PostgreSQL client logs in with IAM tokens it never sees, for hours')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run one command with a private proxy (PGHOST etc. point at it) for as long as it runs')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff) to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -114,6 +116,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('--no-config', '--no-config', [CompletionResultType]::ParameterName, 'Ignore the config file')
             [CompletionResult]::new('--reader', '--reader', [CompletionResultType]::ParameterName, 'With --cluster: the cluster''s reader endpoint instead of the writer')
             [CompletionResult]::new('--print-env', '--print-env', [CompletionResultType]::ParameterName, 'Show the environment psql would get (password masked) and exit')
+            [CompletionResult]::new('--long', '--long', [CompletionResultType]::ParameterName, 'Run psql behind a private proxy, as `rdsiam run` does, so `\c` and reconnects keep working after the first token''s 15 minutes')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -224,6 +227,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile''s]')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'AWS profile from ~/.aws/config [env: AWS_PROFILE]')
             [CompletionResult]::new('--endpoint-url', '--endpoint-url', [CompletionResultType]::ParameterName, 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]')
+            [CompletionResult]::new('--api-timeout', '--api-timeout', [CompletionResultType]::ParameterName, 'Seconds each AWS API call (retries included) and each credentials lookup (credential_process, SSO, assume-role) may take [default: 15] [env: RDSIAM_API_TIMEOUT]')
             [CompletionResult]::new('--via', '--via', [CompletionResultType]::ParameterName, 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]')
             [CompletionResult]::new('--sslmode', '--sslmode', [CompletionResultType]::ParameterName, 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS')
             [CompletionResult]::new('--ca-bundle', '--ca-bundle', [CompletionResultType]::ParameterName, 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]')
@@ -250,11 +254,72 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile''s]')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'AWS profile from ~/.aws/config [env: AWS_PROFILE]')
             [CompletionResult]::new('--endpoint-url', '--endpoint-url', [CompletionResultType]::ParameterName, 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]')
+            [CompletionResult]::new('--api-timeout', '--api-timeout', [CompletionResultType]::ParameterName, 'Seconds each AWS API call (retries included) and each credentials lookup (credential_process, SSO, assume-role) may take [default: 15] [env: RDSIAM_API_TIMEOUT]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--no-config', '--no-config', [CompletionResultType]::ParameterName, 'Ignore the config file')
             [CompletionResult]::new('--reader', '--reader', [CompletionResultType]::ParameterName, 'With --cluster: the reader endpoint (same policy as the writer)')
             [CompletionResult]::new('--proxy-role', '--proxy-role', [CompletionResultType]::ParameterName, 'For an end-to-end IAM proxy: print the policy its own role needs instead')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rdsiam;proxy' {
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'RDS Proxy name (exact match first, then case-insensitive)')
+            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)')
+            [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'DB instance identifier')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Endpoint host name, used as is (no RDS API call)')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432]')
+            [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database name [env: PGDATABASE]')
+            [CompletionResult]::new('--dbname', '--dbname', [CompletionResultType]::ParameterName, 'Database name [env: PGDATABASE]')
+            [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile''s]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'AWS profile from ~/.aws/config [env: AWS_PROFILE]')
+            [CompletionResult]::new('--endpoint-url', '--endpoint-url', [CompletionResultType]::ParameterName, 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]')
+            [CompletionResult]::new('--api-timeout', '--api-timeout', [CompletionResultType]::ParameterName, 'Seconds each AWS API call (retries included) and each credentials lookup (credential_process, SSO, assume-role) may take [default: 15] [env: RDSIAM_API_TIMEOUT]')
+            [CompletionResult]::new('--via', '--via', [CompletionResultType]::ParameterName, 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]')
+            [CompletionResult]::new('--sslmode', '--sslmode', [CompletionResultType]::ParameterName, 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS')
+            [CompletionResult]::new('--ca-bundle', '--ca-bundle', [CompletionResultType]::ParameterName, 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for TCP, TLS and login together [default: 10]')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'TCP address for the first target (ports count up for more targets; `none`: no TCP). Anything but loopback lets whoever reaches it log in as you [default: 127.0.0.1:5432]')
+            [CompletionResult]::new('--unix-socket', '--unix-socket', [CompletionResultType]::ParameterName, 'Also listen on DIR/.s.PGSQL.PORT (DIR made 0700 if missing), for `psql -h DIR -p PORT`')
+            [CompletionResult]::new('--http-address', '--http-address', [CompletionResultType]::ParameterName, 'Serve /startup, /liveness, /readiness and /metrics (Prometheus) on ADDR:PORT [default: off]')
+            [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Client connections open at once; more get FATAL 53300')
+            [CompletionResult]::new('--max-connection-rate', '--max-connection-rate', [CompletionResultType]::ParameterName, 'New upstream logins per second; more wait their turn (RDS throttles IAM logins at 200/s)')
+            [CompletionResult]::new('--max-sigterm-delay', '--max-sigterm-delay', [CompletionResultType]::ParameterName, 'Seconds open connections get to finish after SIGTERM/SIGINT (a second signal ends at once)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Connection log format on stderr')
+            [CompletionResult]::new('--no-config', '--no-config', [CompletionResultType]::ParameterName, 'Ignore the config file')
+            [CompletionResult]::new('--reader', '--reader', [CompletionResultType]::ParameterName, 'With --cluster: the cluster''s reader endpoint instead of the writer')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rdsiam;run' {
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'RDS Proxy name (exact match first, then case-insensitive)')
+            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)')
+            [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'DB instance identifier')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Endpoint host name, used as is (no RDS API call)')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432]')
+            [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database name [env: PGDATABASE]')
+            [CompletionResult]::new('--dbname', '--dbname', [CompletionResultType]::ParameterName, 'Database name [env: PGDATABASE]')
+            [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile''s]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'AWS profile from ~/.aws/config [env: AWS_PROFILE]')
+            [CompletionResult]::new('--endpoint-url', '--endpoint-url', [CompletionResultType]::ParameterName, 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]')
+            [CompletionResult]::new('--api-timeout', '--api-timeout', [CompletionResultType]::ParameterName, 'Seconds each AWS API call (retries included) and each credentials lookup (credential_process, SSO, assume-role) may take [default: 15] [env: RDSIAM_API_TIMEOUT]')
+            [CompletionResult]::new('--via', '--via', [CompletionResultType]::ParameterName, 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]')
+            [CompletionResult]::new('--sslmode', '--sslmode', [CompletionResultType]::ParameterName, 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS')
+            [CompletionResult]::new('--ca-bundle', '--ca-bundle', [CompletionResultType]::ParameterName, 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for TCP, TLS and login together [default: 10]')
+            [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Client connections COMMAND may open at once')
+            [CompletionResult]::new('--no-config', '--no-config', [CompletionResultType]::ParameterName, 'Ignore the config file')
+            [CompletionResult]::new('--reader', '--reader', [CompletionResultType]::ParameterName, 'With --cluster: the cluster''s reader endpoint instead of the writer')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -284,6 +349,8 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('targets', 'targets', [CompletionResultType]::ParameterValue, 'List the named targets in the config file, or show one with where each value comes from')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Find why an IAM login fails: credentials, identity and clock, target, policy, network, TLS, login, inside')
             [CompletionResult]::new('policy', 'policy', [CompletionResultType]::ParameterValue, 'Print the least-privilege IAM policy allowing rds-db:connect on the target for these users')
+            [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'A local proxy: any PostgreSQL client logs in with IAM tokens it never sees, for hours')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run one command with a private proxy (PGHOST etc. point at it) for as long as it runs')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff) to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -319,6 +386,12 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             break
         }
         'rdsiam;help;policy' {
+            break
+        }
+        'rdsiam;help;proxy' {
+            break
+        }
+        'rdsiam;help;run' {
             break
         }
         'rdsiam;help;completions' {

@@ -37,8 +37,14 @@ _rdsiam() {
             rdsiam,policy)
                 cmd="rdsiam__subcmd__policy"
                 ;;
+            rdsiam,proxy)
+                cmd="rdsiam__subcmd__proxy"
+                ;;
             rdsiam,psql)
                 cmd="rdsiam__subcmd__psql"
+                ;;
+            rdsiam,run)
+                cmd="rdsiam__subcmd__run"
                 ;;
             rdsiam,sql)
                 cmd="rdsiam__subcmd__sql"
@@ -70,8 +76,14 @@ _rdsiam() {
             rdsiam__subcmd__help,policy)
                 cmd="rdsiam__subcmd__help__subcmd__policy"
                 ;;
+            rdsiam__subcmd__help,proxy)
+                cmd="rdsiam__subcmd__help__subcmd__proxy"
+                ;;
             rdsiam__subcmd__help,psql)
                 cmd="rdsiam__subcmd__help__subcmd__psql"
+                ;;
+            rdsiam__subcmd__help,run)
+                cmd="rdsiam__subcmd__help__subcmd__run"
                 ;;
             rdsiam__subcmd__help,sql)
                 cmd="rdsiam__subcmd__help__subcmd__sql"
@@ -113,7 +125,7 @@ _rdsiam() {
 
     case "${cmd}" in
         rdsiam)
-            opts="-h -V --help --version token check psql sql list targets doctor policy completions man help"
+            opts="-h -V --help --version token check psql sql list targets doctor policy proxy run completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -235,7 +247,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__doctor)
-            opts="-U -d -o -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --via --sslmode --ca-bundle --connect-timeout --output --strict --help --version"
+            opts="-U -d -o -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --output --strict --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -289,6 +301,10 @@ _rdsiam() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --api-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --via)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -321,7 +337,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__help)
-            opts="token check psql sql list targets doctor policy completions man help"
+            opts="token check psql sql list targets doctor policy proxy run completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -432,7 +448,35 @@ _rdsiam() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        rdsiam__subcmd__help__subcmd__proxy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         rdsiam__subcmd__help__subcmd__psql)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rdsiam__subcmd__help__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -569,7 +613,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__policy)
-            opts="-U -o -h -V --no-config --proxy --cluster --reader --instance --host --user --account --proxy-role --region --profile --endpoint-url --output --help --version"
+            opts="-U -o -h -V --no-config --proxy --cluster --reader --instance --host --user --account --proxy-role --region --profile --endpoint-url --api-timeout --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -615,6 +659,10 @@ _rdsiam() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --api-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "json terraform" -- "${cur}"))
                     return 0
@@ -630,8 +678,118 @@ _rdsiam() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        rdsiam__subcmd__proxy)
+            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --listen --unix-socket --http-address --max-connections --max-connection-rate --max-sigterm-delay --log-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --instance)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -U)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dbname)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --via)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sslmode)
+                    COMPREPLY=($(compgen -W "verify-full verify-ca require" -- "${cur}"))
+                    return 0
+                    ;;
+                --ca-bundle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --unix-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --http-address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connection-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-sigterm-delay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         rdsiam__subcmd__psql)
-            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --psql --print-env --help --version"
+            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --psql --print-env --long --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -706,6 +864,92 @@ _rdsiam() {
                     return 0
                     ;;
                 --psql)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rdsiam__subcmd__run)
+            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --max-connections --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --instance)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -U)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dbname)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --via)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sslmode)
+                    COMPREPLY=($(compgen -W "verify-full verify-ca require" -- "${cur}"))
+                    return 0
+                    ;;
+                --ca-bundle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

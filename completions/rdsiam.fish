@@ -34,6 +34,8 @@ complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "list" -d 'List the RD
 complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "targets" -d 'List the named targets in the config file, or show one with where each value comes from'
 complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "doctor" -d 'Find why an IAM login fails: credentials, identity and clock, target, policy, network, TLS, login, inside'
 complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "policy" -d 'Print the least-privilege IAM policy allowing rds-db:connect on the target for these users'
+complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "proxy" -d 'A local proxy: any PostgreSQL client logs in with IAM tokens it never sees, for hours'
+complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "run" -d 'Run one command with a private proxy (PGHOST etc. point at it) for as long as it runs'
 complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "man" -d 'Print the man page (roff) to stdout'
 complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -101,6 +103,7 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l psql -d 'The psql
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l no-config -d 'Ignore the config file'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l print-env -d 'Show the environment psql would get (password masked) and exit'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l long -d 'Run psql behind a private proxy, as `rdsiam run` does, so `\\c` and reconnects keep working after the first token\'s 15 minutes'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -s V -l version -d 'Print version'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l proxy -d 'RDS Proxy name (exact match first, then case-insensitive)' -r
@@ -166,6 +169,7 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -s d -l dbname -d 
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -l api-timeout -d 'Seconds each AWS API call (retries included) and each credentials lookup (credential_process, SSO, assume-role) may take [default: 15] [env: RDSIAM_API_TIMEOUT]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -l via -d 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -l sslmode -d 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS' -r -f -a "verify-full\t'Verify the chain and that the certificate names the endpoint host'
 verify-ca\t'Verify the chain only'
@@ -188,6 +192,7 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -l account -d 'Acc
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -l api-timeout -d 'Seconds each AWS API call (retries included) and each credentials lookup (credential_process, SSO, assume-role) may take [default: 15] [env: RDSIAM_API_TIMEOUT]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -s o -l output -d 'Output format' -r -f -a "json\t'An IAM policy document, as `aws iam create-policy --policy-document` takes it'
 terraform\t'`data "aws_iam_policy_document"` blocks'"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -l no-config -d 'Ignore the config file'
@@ -195,21 +200,74 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -l reader -d 'With
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -l proxy-role -d 'For an end-to-end IAM proxy: print the policy its own role needs instead'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -s V -l version -d 'Print version'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l proxy -d 'RDS Proxy name (exact match first, then case-insensitive)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l cluster -d 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l instance -d 'DB instance identifier' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l port -d 'Port [default: the API\'s port, else 5432]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -s U -l user -d 'Database user, the role granted rds_iam [env: PGUSER]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -s d -l dbname -d 'Database name [env: PGDATABASE]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l api-timeout -d 'Seconds each AWS API call (retries included) and each credentials lookup (credential_process, SSO, assume-role) may take [default: 15] [env: RDSIAM_API_TIMEOUT]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l via -d 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l sslmode -d 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS' -r -f -a "verify-full\t'Verify the chain and that the certificate names the endpoint host'
+verify-ca\t'Verify the chain only'
+require\t'Encrypt without verifying (not recommended)'"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l ca-bundle -d 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]' -r -F
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l connect-timeout -d 'Seconds to wait for TCP, TLS and login together [default: 10]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l listen -d 'TCP address for the first target (ports count up for more targets; `none`: no TCP). Anything but loopback lets whoever reaches it log in as you [default: 127.0.0.1:5432]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l unix-socket -d 'Also listen on DIR/.s.PGSQL.PORT (DIR made 0700 if missing), for `psql -h DIR -p PORT`' -r -F
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l http-address -d 'Serve /startup, /liveness, /readiness and /metrics (Prometheus) on ADDR:PORT [default: off]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l max-connections -d 'Client connections open at once; more get FATAL 53300' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l max-connection-rate -d 'New upstream logins per second; more wait their turn (RDS throttles IAM logins at 200/s)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l max-sigterm-delay -d 'Seconds open connections get to finish after SIGTERM/SIGINT (a second signal ends at once)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l log-format -d 'Connection log format on stderr' -r -f -a "text\t'`rdsiam: proxy: open conn=1 client=… user=…`'
+json\t'One JSON object per line'"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l no-config -d 'Ignore the config file'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -s V -l version -d 'Print version'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l proxy -d 'RDS Proxy name (exact match first, then case-insensitive)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l cluster -d 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l instance -d 'DB instance identifier' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l port -d 'Port [default: the API\'s port, else 5432]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -s U -l user -d 'Database user, the role granted rds_iam [env: PGUSER]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -s d -l dbname -d 'Database name [env: PGDATABASE]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l api-timeout -d 'Seconds each AWS API call (retries included) and each credentials lookup (credential_process, SSO, assume-role) may take [default: 15] [env: RDSIAM_API_TIMEOUT]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l via -d 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l sslmode -d 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS' -r -f -a "verify-full\t'Verify the chain and that the certificate names the endpoint host'
+verify-ca\t'Verify the chain only'
+require\t'Encrypt without verifying (not recommended)'"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l ca-bundle -d 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]' -r -F
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l connect-timeout -d 'Seconds to wait for TCP, TLS and login together [default: 10]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l max-connections -d 'Client connections COMMAND may open at once' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l no-config -d 'Ignore the config file'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -s V -l version -d 'Print version'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand man" -s h -l help -d 'Print help'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand man" -s V -l version -d 'Print version'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy completions man help" -f -a "token" -d 'Print a 15-minute IAM auth token for the target (the only command that prints one)'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy completions man help" -f -a "check" -d 'Connect over verified TLS and show who you are (user, database, server, TLS, AWS identity)'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy completions man help" -f -a "psql" -d 'Start psql with a fresh token in PGPASSWORD (never in argv); psql\'s exit status is ours'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy completions man help" -f -a "sql" -d 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy completions man help" -f -a "list" -d 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy completions man help" -f -a "targets" -d 'List the named targets in the config file, or show one with where each value comes from'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy completions man help" -f -a "doctor" -d 'Find why an IAM login fails: credentials, identity and clock, target, policy, network, TLS, login, inside'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy completions man help" -f -a "policy" -d 'Print the least-privilege IAM policy allowing rds-db:connect on the target for these users'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy completions man help" -f -a "man" -d 'Print the man page (roff) to stdout'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "token" -d 'Print a 15-minute IAM auth token for the target (the only command that prints one)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "check" -d 'Connect over verified TLS and show who you are (user, database, server, TLS, AWS identity)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "psql" -d 'Start psql with a fresh token in PGPASSWORD (never in argv); psql\'s exit status is ours'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "sql" -d 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "list" -d 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "targets" -d 'List the named targets in the config file, or show one with where each value comes from'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "doctor" -d 'Find why an IAM login fails: credentials, identity and clock, target, policy, network, TLS, login, inside'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "policy" -d 'Print the least-privilege IAM policy allowing rds-db:connect on the target for these users'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "proxy" -d 'A local proxy: any PostgreSQL client logs in with IAM tokens it never sees, for hours'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "run" -d 'Run one command with a private proxy (PGHOST etc. point at it) for as long as it runs'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "man" -d 'Print the man page (roff) to stdout'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and __fish_seen_subcommand_from targets" -f -a "show" -d 'Show a target\'s resolved settings and where each value comes from'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and __fish_seen_subcommand_from targets" -f -a "names" -d 'Print the target names, one per line (used by shell completion)'
 complete -c rdsiam -n "__fish_seen_subcommand_from token check psql sql" -f -a "(rdsiam targets names 2>/dev/null)" -d 'named target'

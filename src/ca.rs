@@ -113,7 +113,7 @@ fn check_private(dir: &Path) -> Result<()> {
     let meta =
         std::fs::symlink_metadata(dir).with_context(|| format!("checking {}", dir.display()))?;
     let owner = meta.uid();
-    let me = rustix::process::geteuid().as_raw();
+    let me = nix::unistd::geteuid().as_raw();
     let why = if !meta.is_dir() {
         Some("it is not a directory".to_owned())
     } else if owner != me {
@@ -265,7 +265,7 @@ mod tests {
         assert!(err.to_string().contains("others can write"), "{err}");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         // Owned by someone else (only root can arrange that; CI runs as root).
-        if rustix::process::geteuid().is_root() {
+        if nix::unistd::geteuid().is_root() {
             std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
             let err = write_cached(&dir, b"pem").unwrap_err();
             assert!(err.to_string().contains("another user"), "{err}");

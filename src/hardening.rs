@@ -6,18 +6,9 @@
 /// platform without these calls just keeps its defaults.
 pub fn no_core_dumps() {
     #[cfg(unix)]
-    {
-        use rustix::process::{Resource, Rlimit, setrlimit};
-        let _ = setrlimit(
-            Resource::Core,
-            Rlimit {
-                current: Some(0),
-                maximum: Some(0),
-            },
-        );
-    }
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
     // Also covers a core_pattern that pipes to a helper, which ignores the
     // size limit; exec (psql) resets it, the limit above stays.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_dumpable(false);
 }

@@ -34,6 +34,9 @@ pub struct Watch {
     status: AtomicU8,
     std_strings: AtomicBool,
     print_notices: AtomicBool,
+    /// An ErrorResponse came and the ReadyForQuery that always follows it
+    /// has not yet: the status above is stale until it does.
+    error_pending: AtomicBool,
 }
 
 impl Default for Watch {
@@ -44,6 +47,7 @@ impl Default for Watch {
             // says for sure.
             std_strings: AtomicBool::new(true),
             print_notices: AtomicBool::new(false),
+            error_pending: AtomicBool::new(false),
         }
     }
 }
@@ -73,6 +77,13 @@ impl Watch {
         self.std_strings.load(Ordering::Relaxed)
     }
 
+    /// Whether the status is current: no ErrorResponse is still waiting
+    /// for its ReadyForQuery. tokio-postgres returns a statement's error
+    /// as soon as the ErrorResponse arrives, before that ReadyForQuery.
+    pub fn settled(&self) -> bool {
+        !self.error_pending.load(Ordering::Relaxed)
+    }
+
     /// Print NOTICE, WARNING and the like on stderr from now on.
     pub fn print_notices(&self, on: bool) {
         self.print_notices.store(on, Ordering::Relaxed);
@@ -86,6 +97,7 @@ impl Watch {
         match Message::parse(&mut buf) {
             Ok(Some(Message::ReadyForQuery(ready))) => {
                 self.status.store(ready.status(), Ordering::Relaxed);
+                self.error_pending.store(false, Ordering::Relaxed);
             }
             Ok(Some(Message::ParameterStatus(param)))
                 if param.name().ok() == Some("standard_conforming_strings") =>
@@ -158,6 +170,9 @@ impl Framer {
                         self.head[4],
                     ]) as usize;
                     self.remaining = len.saturating_sub(4);
+                    if self.head[0] == b'E' {
+                        watch.error_pending.store(true, Ordering::Relaxed);
+                    }
                     self.keep =
                         matches!(self.head[0], b'Z' | b'S' | b'N') && self.remaining <= MAX_KEPT;
                     self.body.clear();
@@ -299,6 +314,18 @@ mod tests {
             assert!(!watch.std_strings(), "chunk {chunk}");
             assert_eq!(watch.tx_status(), TxStatus::InTransaction, "chunk {chunk}");
         }
+    }
+
+    #[test]
+    fn an_error_is_unsettled_until_its_ready_for_query() {
+        let watch = Watch::default();
+        let mut framer = Framer::default();
+        assert!(watch.settled());
+        framer.feed(&msg(b'E', b"SERROR\0C42703\0\0"), &watch);
+        assert!(!watch.settled());
+        framer.feed(&msg(b'Z', b"E"), &watch);
+        assert!(watch.settled());
+        assert_eq!(watch.tx_status(), TxStatus::Failed);
     }
 
     #[test]

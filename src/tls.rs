@@ -72,15 +72,7 @@ fn webpki(
 /// A client config for `sslmode` trusting `roots`.
 pub fn client_config(sslmode: SslMode, roots: &Roots) -> Result<ClientConfig> {
     let provider = provider();
-    let primary = webpki(store(roots.certificates()?), &provider)
-        .ok_or_else(|| Failure::usage("the CA bundle holds no usable root certificate"))?;
-    let verifier = Verifier {
-        sslmode,
-        primary,
-        with_system: matches!(roots, Roots::BuiltIn),
-        system: OnceLock::new(),
-        provider: provider.clone(),
-    };
+    let verifier = Verifier::new(sslmode, roots, provider.clone())?;
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|err| Failure::network(format!("setting up TLS: {err}")))?
@@ -104,6 +96,20 @@ struct Verifier {
 }
 
 impl Verifier {
+    /// The verifier both a connection and `verify_chain` use, so the two
+    /// can't drift apart.
+    fn new(sslmode: SslMode, roots: &Roots, provider: Arc<CryptoProvider>) -> Result<Verifier> {
+        let primary = webpki(store(roots.certificates()?), &provider)
+            .ok_or_else(|| Failure::usage("the CA bundle holds no usable root certificate"))?;
+        Ok(Verifier {
+            sslmode,
+            primary,
+            with_system: matches!(roots, Roots::BuiltIn),
+            system: OnceLock::new(),
+            provider,
+        })
+    }
+
     fn system(&self) -> Option<&Arc<WebPkiServerVerifier>> {
         self.system
             .get_or_init(|| {
@@ -169,16 +175,7 @@ pub fn verify_chain(
     chain: &[CertificateDer<'static>],
     host: &str,
 ) -> Result<std::result::Result<Vouched, rustls::Error>> {
-    let provider = provider();
-    let primary = webpki(store(roots.certificates()?), &provider)
-        .ok_or_else(|| Failure::usage("the CA bundle holds no usable root certificate"))?;
-    let verifier = Verifier {
-        sslmode,
-        primary,
-        with_system: matches!(roots, Roots::BuiltIn),
-        system: OnceLock::new(),
-        provider,
-    };
+    let verifier = Verifier::new(sslmode, roots, provider())?;
     let Some((leaf, intermediates)) = chain.split_first() else {
         return Ok(Err(rustls::Error::NoCertificatesPresented));
     };

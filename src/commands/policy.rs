@@ -303,15 +303,36 @@ fn terraform(policies: &[Policy]) -> String {
         out.push_str("    actions   = [\"rds-db:connect\"]\n");
         out.push_str("    resources = [\n");
         for r in &p.resources {
-            out.push_str(&format!(
-                "      \"{}\",\n",
-                r.replace('\\', "\\\\")
-                    .replace('"', "\\\"")
-                    .replace("${", "$${")
-            ));
+            out.push_str(&format!("      {},\n", hcl_string(r)));
         }
         out.push_str("    ]\n  }\n}\n");
     }
+    out
+}
+
+/// `text` as an HCL string literal: quotes, backslashes and control
+/// characters escaped, and `${` / `%{` doubled so Terraform reads them as
+/// text, not as a template (a user name may hold any of them).
+fn hcl_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '$' | '%' if chars.peek() == Some(&'{') => {
+                out.push(c);
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
     out
 }
 
@@ -351,6 +372,11 @@ mod tests {
         assert!(
             text.contains("\"arn:aws:rds-db:us-east-1:1:dbuser:prx-1/u\","),
             "{text}"
+        );
+        // A user name is the ARN's tail: whatever it holds stays text.
+        assert_eq!(
+            hcl_string("dbuser:prx-1/a\"b\\c${x}%{y}$z%w\nq\u{1}"),
+            r#""dbuser:prx-1/a\"b\\c$${x}%%{y}$z%w\nq\u0001""#
         );
         assert_eq!(slug("PostgreSqlProxy"), "postgresqlproxy");
         assert_eq!(slug("my-db.1"), "my_db_1");

@@ -3,14 +3,16 @@
 //! are, whether the role is in `rds_iam`, whether the database exists, the
 //! server's version, and writer or reader.
 
+use std::time::Duration;
+
 use tokio_postgres::SimpleQueryMessage;
 
 use super::creds::SKEW_FAIL;
 use super::{Findings, Step};
-use crate::session::Resolved;
 use crate::connect::{Connector, Session, host_region};
 use crate::endpoint::EndpointKind;
 use crate::error::{Failure, Kind, suggestions};
+use crate::session::Resolved;
 
 /// A database every RDS PostgreSQL has, to tell "the login" from "the database".
 const FALLBACK_DB: &str = "postgres";
@@ -223,15 +225,25 @@ fn pam_causes(resolved: &Resolved, found: &Findings) -> (Vec<String>, Vec<String
 }
 
 /// Step 8.
-pub async fn inside(resolved: &Resolved, logged_in: LoggedIn) -> Step {
+/// `limit` bounds each query: a server that took the login may still never
+/// answer (a lock, a stuck backend), and doctor must finish.
+pub async fn inside(resolved: &Resolved, logged_in: LoggedIn, limit: Duration) -> Step {
     let step = Step::new(8, "inside");
     let client = &logged_in.session.client;
-    let rows = match client.simple_query(INSIDE).await {
-        Ok(messages) => text_rows(messages),
-        Err(err) => {
+    let rows = match tokio::time::timeout(limit, client.simple_query(INSIDE)).await {
+        Ok(Ok(messages)) => text_rows(messages),
+        Ok(Err(err)) => {
             return step
                 .fail(Kind::Other, format!("the inside checks failed after login: {err}"))
                 .then("the login worked; check the role's privileges (it must be able to read pg_roles)");
+        }
+        Err(_) => {
+            return step
+                .fail(
+                    Kind::Network,
+                    format!("the inside checks got no answer within {}s after login", limit.as_secs()),
+                )
+                .then("the login worked; check the server's load and locks, or raise --connect-timeout on a slow link");
         }
     };
     let Some(row) = rows.first() else {
@@ -264,13 +276,14 @@ pub async fn inside(resolved: &Resolved, logged_in: LoggedIn) -> Step {
 
     if let Some(missing) = &logged_in.missing_db {
         step = step.detail("database_exists", false);
-        let names: Vec<String> = match client.simple_query(DATABASES).await {
-            Ok(messages) => text_rows(messages)
-                .into_iter()
-                .filter_map(|r| r.first().cloned().flatten())
-                .collect(),
-            Err(_) => Vec::new(),
-        };
+        let names: Vec<String> =
+            match tokio::time::timeout(limit, client.simple_query(DATABASES)).await {
+                Ok(Ok(messages)) => text_rows(messages)
+                    .into_iter()
+                    .filter_map(|r| r.first().cloned().flatten())
+                    .collect(),
+                _ => Vec::new(),
+            };
         let close = suggestions(missing, names.iter().map(String::as_str));
         let next = if close.is_empty() {
             format!(

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::session::Resolved;
 use crate::connect::Connector;
 use crate::endpoint::Endpoint;
 use crate::error::{Failure, Kind};
+use crate::session::Resolved;
 use crate::target::{Selector, Target};
 
 /// Bumped only when a key is removed or changes meaning (README, "doctor").
@@ -391,7 +391,9 @@ pub async fn diagnose(target: &Target, connector: &Connector, strict: bool) -> R
     push(&mut report, step, started);
     let started = Instant::now();
     let step = match (&resolved, session) {
-        (Some(resolved), Some(logged_in)) if login_ok => login::inside(resolved, logged_in).await,
+        (Some(resolved), Some(logged_in)) if login_ok => {
+            login::inside(resolved, logged_in, connector.timeout).await
+        }
         _ => Step::new(8, "inside").skip("needs a login (step 7)"),
     };
     push(&mut report, step, started);

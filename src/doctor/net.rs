@@ -14,10 +14,10 @@ use tokio::net::TcpStream;
 
 use super::{Step, human_duration, rfc3339};
 use crate::ca::Roots;
-use crate::tls::SslMode;
 use crate::connect::Connector;
 use crate::endpoint::{Endpoint, EndpointKind};
 use crate::error::Kind;
+use crate::tls::SslMode;
 use crate::tls::{self, Vouched};
 
 /// PostgreSQL's SSLRequest: length 8, code 1234.5679.
@@ -99,7 +99,16 @@ pub async fn network(endpoint: &Endpoint, connector: &Connector) -> (Step, Optio
     // Where TCP goes: the tunnel when there is one, else the addresses.
     let dial: Vec<SocketAddr> = match &connector.via {
         Some(via) => {
-            match tokio::net::lookup_host((via.host.as_str(), via.port)).await {
+            let lookup = tokio::net::lookup_host((via.host.as_str(), via.port));
+            let answer = tokio::time::timeout(deadline, lookup)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::other(format!(
+                        "no DNS answer within {}s",
+                        deadline.as_secs()
+                    )))
+                });
+            match answer {
                 Ok(addrs) => addrs.collect(),
                 Err(err) => {
                     return (

@@ -167,12 +167,20 @@ fn prepare_history_file(path: &std::path::Path) {
     }
 }
 
-/// Whether an entry may be written to history: never a token (its
-/// `X-Amz-Signature`) and never anything mentioning a password
-/// (`ALTER ROLE … PASSWORD '…'`).
+/// Words that mark an entry as holding a secret: a token (its
+/// `X-Amz-Signature`), a password (`ALTER ROLE … PASSWORD '…'`), or AWS keys
+/// (RDS's `aws_commons.create_aws_credentials('AKIA…', 'secret', '')`).
+const SECRET_MARKS: &[&str] = &[
+    "x-amz-signature",
+    "password",
+    "create_aws_credentials",
+    "secret_access_key",
+];
+
+/// Whether an entry may be written to history: never one holding a secret.
 pub fn may_remember(entry: &str) -> bool {
     let lower = entry.to_lowercase();
-    !entry.trim().is_empty() && !lower.contains("x-amz-signature") && !lower.contains("password")
+    !entry.trim().is_empty() && !SECRET_MARKS.iter().any(|mark| lower.contains(mark))
 }
 
 fn remember(editor: &mut Editor<(), FileHistory>, path: Option<&std::path::Path>, entry: &str) {
@@ -202,6 +210,10 @@ mod tests {
             "select 'h:5432/?Action=connect&X-Amz-Signature=abc';"
         ));
         assert!(!may_remember("select 'x-amz-signature';"));
+        assert!(!may_remember(
+            "select aws_commons.create_aws_credentials('AKIA1', 'wJalr', '');"
+        ));
+        assert!(!may_remember("set my.aws_secret_access_key = 'wJalr';"));
         assert!(!may_remember("   "));
     }
 }

@@ -92,11 +92,7 @@ impl TestCa {
     }
 
     /// A leaf valid from 2020-01-01 until `not_after`.
-    fn issue_not_after(
-        &self,
-        sans: &[&str],
-        not_after: Until,
-    ) -> Result<(String, String)> {
+    fn issue_not_after(&self, sans: &[&str], not_after: Until) -> Result<(String, String)> {
         let key = KeyPair::generate().context("generating a leaf key")?;
         let names: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
         let mut params = CertificateParams::new(names)

@@ -746,6 +746,46 @@ fn a_missing_database_is_told_apart_from_the_login() {
 }
 
 #[test]
+fn a_server_that_never_answers_after_login_fails_inside_within_the_timeout() {
+    // In this database the role's search_path puts a `pg_roles` that
+    // sleeps for a minute before the catalog's: the login works, the
+    // inside query never comes back in time.
+    let pg = postgres();
+    let _ = pg.psql_super("postgres", "CREATE DATABASE doctor_stall");
+    pg.psql_super(
+        "doctor_stall",
+        "CREATE SCHEMA IF NOT EXISTS stall; \
+         CREATE OR REPLACE VIEW stall.pg_roles AS \
+           SELECT r.rolname FROM pg_catalog.pg_roles r CROSS JOIN pg_sleep(60); \
+         GRANT USAGE ON SCHEMA stall TO PUBLIC; \
+         GRANT SELECT ON stall.pg_roles TO PUBLIC; \
+         ALTER ROLE iamuserapp IN DATABASE doctor_stall SET search_path = stall, pg_catalog",
+    )
+    .unwrap();
+    let env = Env::new();
+    let api = RdsApi::start(Inventory::default()).unwrap();
+    let gate = gate();
+    let port = gate.port().to_string();
+    let mut cmd = env.cmd();
+    cmd.args(["doctor", "--host", "localhost", "--port", &port])
+        .args(["-U", "iamuserapp", "-d", "doctor_stall", "--region", REGION])
+        .args(["--connect-timeout", "2"])
+        .env("AWS_ENDPOINT_URL_STS", api.url())
+        .arg("--ca-bundle")
+        .arg(ca_file(&env, &gate));
+    let started = std::time::Instant::now();
+    let report = json(&mut cmd, 4);
+    assert!(started.elapsed() < Duration::from_secs(30), "{report:#}");
+    assert_eq!(status(&report, "login"), "ok");
+    let inside = step(&report, "inside");
+    assert_eq!(inside["status"], "fail");
+    assert!(
+        text(&inside["found"]).contains("no answer within 2s"),
+        "{inside:#}"
+    );
+}
+
+#[test]
 fn a_wrong_secret_is_caught_by_sts_and_explains_the_refusal() {
     let env = Env::new();
     let api = RdsApi::start(Inventory::default()).unwrap();

@@ -36,10 +36,10 @@ use anyhow::Result;
 use tokio_postgres::Statement;
 
 use crate::cli::SqlOutput;
-use crate::session::Resolved;
 use crate::connect::Connector;
 use crate::error::{Failure, Kind};
 use crate::output::warn;
+use crate::session::Resolved;
 
 use super::input::{self, Item, Lexer, statement_text_with};
 use super::meta::{self, Meta};
@@ -449,6 +449,7 @@ impl Runner {
     /// Turn a failed statement into its message; notice a lost connection.
     async fn statement_failed(&mut self, sql: &str, err: &tokio_postgres::Error) -> StmtError {
         if let Some(db) = err.as_db_error() {
+            self.link.settle().await;
             return StmtError::Server(server_error(db, sql));
         }
         let closed = err.is_closed() || self.link.is_closed();

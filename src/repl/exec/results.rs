@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::error::{DbError, ErrorPosition};
+use tokio_postgres::{SimpleColumn, SimpleQueryMessage};
 
 use crate::cli::SqlOutput;
 use crate::output::print;
@@ -162,6 +162,20 @@ impl Display {
     }
 }
 
+/// A result set with these columns and no rows yet.
+fn empty_set(columns: &[SimpleColumn]) -> ResultSet {
+    ResultSet {
+        columns: columns
+            .iter()
+            .map(|c| Column {
+                name: c.name().to_owned(),
+                ty: None,
+            })
+            .collect(),
+        rows: Vec::new(),
+    }
+}
+
 /// The result sets of one simple query, each with its row count; `None`
 /// for a command without rows.
 fn assemble(messages: Vec<SimpleQueryMessage>) -> Vec<(Option<ResultSet>, u64)> {
@@ -170,29 +184,10 @@ fn assemble(messages: Vec<SimpleQueryMessage>) -> Vec<(Option<ResultSet>, u64)> 
     for message in messages {
         match message {
             SimpleQueryMessage::RowDescription(columns) => {
-                current = Some(ResultSet {
-                    columns: columns
-                        .iter()
-                        .map(|c| Column {
-                            name: c.name().to_owned(),
-                            ty: None,
-                        })
-                        .collect(),
-                    rows: Vec::new(),
-                });
+                current = Some(empty_set(&columns));
             }
             SimpleQueryMessage::Row(row) => {
-                let set = current.get_or_insert_with(|| ResultSet {
-                    columns: row
-                        .columns()
-                        .iter()
-                        .map(|c| Column {
-                            name: c.name().to_owned(),
-                            ty: None,
-                        })
-                        .collect(),
-                    rows: Vec::new(),
-                });
+                let set = current.get_or_insert_with(|| empty_set(row.columns()));
                 set.rows.push(
                     (0..row.len())
                         .map(|i| row.get(i).map(str::to_owned))

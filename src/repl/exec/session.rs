@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio_postgres::SimpleQueryMessage;
 
-use crate::session::Resolved;
 use crate::connect::{Connector, Session};
+use crate::session::Resolved;
 use crate::tap::TxStatus;
 
 use super::StmtError;
@@ -115,6 +115,23 @@ impl Link {
         self.session
             .as_ref()
             .is_none_or(|s| s.client.is_closed() || s.task.is_finished())
+    }
+
+    /// After a server error, let the connection read the ReadyForQuery
+    /// behind it, so the prompt's `!` and the next statement's string
+    /// setting are the server's current ones. Bounded: a FATAL error has
+    /// none behind it, and a stalled link must not hang the prompt.
+    pub(super) async fn settle(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while let Some(session) = &self.session {
+            if session.watch.settled()
+                || self.is_closed()
+                || tokio::time::Instant::now() >= deadline
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// Forget the session: it broke, or it may still be running a statement
