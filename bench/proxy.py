@@ -59,6 +59,13 @@ def rss_kib(pid):
     return 0
 
 
+def cpu_secs(pid):
+    """User + system CPU seconds of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pgbench(conninfo, clients, secs, connect_each=False, password=None):
     cmd = ["pgbench", "-n", "-S", "-T", str(secs), "-c", str(clients), "-j", str(min(clients, 2))]
     if connect_each:
@@ -216,6 +223,11 @@ pidfile = {bdir}/pgbouncer.pid
     for port in (p_gate, p_pg, p_bnc):
         wait_port(port)
 
+    def bouncer_pid():
+        # runuser's child: the pid pgbouncer writes itself.
+        with open(os.path.join(bdir, "pgbouncer.pid")) as f:
+            return f.read().strip()
+
     local = "sslmode=disable"
     tls = f"sslmode=verify-full sslrootcert={ca}"
     configs = {
@@ -227,28 +239,37 @@ pidfile = {bdir}/pgbouncer.pid
         ("plain", "pgbouncer"): (f"host=127.0.0.1 port={p_bnc} user={USER} dbname=plain {local}", False),
     }
     modes = [(c, False) for c in counts] + [(4, True)]
-    results = {}
+    proxy_pid = {("gate", "rdsiam proxy"): procs[0].pid, ("plain", "rdsiam proxy"): procs[1].pid,
+                 ("gate", "pgbouncer"): None, ("plain", "pgbouncer"): None}
+    results, cpu = {}, {}
     order = list(configs)
     for rnd in range(rounds):
         # A fresh pre-minted token each round (tokens live 15 minutes).
         tok = token()
         write_ini()
-        subprocess.run(["kill", "-HUP", str(bouncer.pid)])
+        subprocess.run(["kill", "-HUP", bouncer_pid()])
         time.sleep(0.3)
         print(f"bench/proxy: round {rnd + 1}/{rounds}", file=sys.stderr)
         for clients, each in modes:
             for key in order:
                 conninfo, needs_token = configs[key]
+                pid = proxy_pid.get(key)
+                cpu0, t0 = (cpu_secs(pid), time.time()) if pid else (0, 0)
                 r = pgbench(conninfo, clients, secs, each, tok if needs_token else None)
                 results.setdefault((key, clients, each), []).append(r)
+                if pid:
+                    cpu.setdefault((key, clients, each), []).append(
+                        (cpu_secs(pid) - cpu0) / (time.time() - t0))
             order = order[1:] + order[:1]
 
     minted = metric(h_gate, "rdsiam_proxy_tokens_minted_total")
     minted_pg = metric(h_pg, "rdsiam_proxy_tokens_minted_total")
+    subprocess.run(["kill", "-TERM", bouncer_pid()])
     for p in procs:
         p.terminate()
     for p in procs:
         p.wait()
+    shutil.rmtree(bdir, ignore_errors=True)
     before, after = asyncio.run(idle_memory(rdsiam, idle))
 
     med = lambda xs: statistics.median(xs)
@@ -276,6 +297,9 @@ pidfile = {bdir}/pgbouncer.pid
             added_b = med([(x - y) * 1000 for x, y in zip(b, d)])
             print(f"{server}: added per round trip at 1 client: rdsiam proxy {added:.0f} µs, "
                   f"pgbouncer {added_b:.0f} µs (median of per-round differences)")
+    print("rdsiam proxy CPU (share of one core, median): " + ", ".join(
+        f"{server} {clients}{' -C' if each else ''}: {med(cpu[((server, 'rdsiam proxy'), clients, each)]):.0%}"
+        for server in ("gate", "plain") for clients, each in modes))
     print(f"tokens minted for the whole run: {minted:.0f} (gate proxy), {minted_pg:.0f} (plain proxy)")
     print(f"idle connections: {idle} held, proxy RSS {before} KiB -> {after} KiB, "
           f"{(after - before) / idle:.1f} KiB per connection")

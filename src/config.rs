@@ -43,6 +43,8 @@ pub struct Entry {
     pub sslmode: Option<SslMode>,
     pub ca_bundle: Option<PathBuf>,
     pub connect_timeout: Option<u64>,
+    /// `rdsiam proxy`'s TCP listener for this target (ADDR:PORT or `none`).
+    pub listen: Option<String>,
 }
 
 /// The valid keys, for "did you mean" on an unknown one.
@@ -62,6 +64,7 @@ pub const KEYS: &[&str] = &[
     "sslmode",
     "ca-bundle",
     "connect-timeout",
+    "listen",
 ];
 
 /// The whole file.
@@ -252,6 +255,7 @@ mod tests {
             sslmode: Some(SslMode::Require),
             ca_bundle: Some(PathBuf::new()),
             connect_timeout: Some(1),
+            listen: Some(String::new()),
         };
         let value = toml::Value::try_from(&all).unwrap();
         let keys: Vec<&str> = value

@@ -103,7 +103,7 @@ impl Layered {
             proxy => "proxy", cluster => "cluster", reader => "reader", instance => "instance",
             host => "host", port => "port", user => "user", dbname => "dbname", region => "region",
             profile => "profile", endpoint_url => "endpoint-url", via => "via", sslmode => "sslmode",
-            ca_bundle => "ca-bundle", connect_timeout => "connect-timeout",
+            ca_bundle => "ca-bundle", connect_timeout => "connect-timeout", listen => "listen",
         );
     }
 
@@ -176,6 +176,7 @@ fn flags_entry(args: &TargetArgs, conn: Option<&ConnArgs>) -> Entry {
         sslmode: conn.and_then(|c| c.sslmode),
         ca_bundle: conn.and_then(|c| c.ca_bundle.clone()),
         connect_timeout: conn.and_then(|c| c.connect_timeout),
+        listen: None,
     }
 }
 
