@@ -28,7 +28,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, secs=60):
+def wait_port(port, what, logs, secs=60):
     deadline = time.time() + secs
     while time.time() < deadline:
         try:
@@ -36,7 +36,8 @@ def wait_port(port, secs=60):
             return
         except OSError:
             time.sleep(0.05)
-    sys.exit(f"bench/proxy: nothing listens on {port}")
+    text = "".join(open(os.path.join(logs, f)).read() for f in os.listdir(logs))
+    sys.exit(f"bench/proxy: {what} does not listen on {port}:\n{text}")
 
 
 def sh(cmd, env=None, **kw):
@@ -191,6 +192,8 @@ def main():
     # pgbouncer refuses to run as root; it runs as postgres from a dir it can read.
     bdir = tempfile.mkdtemp(prefix="bench-pgbouncer-")
     os.chmod(bdir, 0o755)
+    if os.geteuid() == 0:
+        shutil.chown(bdir, "postgres")
     shutil.copy(ca, os.path.join(bdir, "ca.pem"))
     p_bnc = free_port()
     ini = os.path.join(bdir, "pgbouncer.ini")
@@ -218,10 +221,11 @@ pidfile = {bdir}/pgbouncer.pid
     write_ini()
     as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     bouncer = subprocess.Popen(as_pg + ["pgbouncer", ini], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                               stderr=open(os.path.join(logs, "pgbouncer.err"), "w"))
     procs.append(bouncer)
-    for port in (p_gate, p_pg, p_bnc):
-        wait_port(port)
+    for port, what in ((p_gate, "rdsiam proxy (gate)"), (p_pg, "rdsiam proxy (plain)"),
+                       (p_bnc, "pgbouncer")):
+        wait_port(port, what, logs)
 
     def bouncer_pid():
         # runuser's child: the pid pgbouncer writes itself.

@@ -352,10 +352,19 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
                 .into(),
         );
     }
-    let mut upstreams = Vec::new();
-    for (p, bare) in planned {
-        upstreams.push(Arc::new(resolve(p, bare).await?));
-    }
+    // The RDS API may be slow or hang: a signal stops the start-up at once.
+    let resolving = async {
+        let mut upstreams = Vec::new();
+        for (p, bare) in planned {
+            upstreams.push(Arc::new(resolve(p, bare).await?));
+        }
+        Ok::<_, anyhow::Error>(upstreams)
+    };
+    let upstreams = tokio::select! {
+        r = resolving => r?,
+        _ = sigterm.recv() => return Ok(143),
+        _ = sigint.recv() => return Ok(130),
+    };
     crate::proxy::limits::raise_fd_limit(plan.max_connections);
 
     let mut listeners = Vec::new();
