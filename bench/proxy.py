@@ -4,6 +4,7 @@ the gate, PGSSLROOTCERT = the sandbox CA). See bench/proxy and bench/README.md."
 
 import argparse
 import asyncio
+import atexit
 import os
 import re
 import resource
@@ -113,7 +114,7 @@ async def idle_memory(rdsiam, n):
             writer.write(greeting)
             await writer.drain()
             await reader.read()  # idle until the client goes
-        except Exception:
+        except (Exception, asyncio.CancelledError):
             pass
 
     srv = await asyncio.start_server(server, "127.0.0.1", 0, backlog=2048)
@@ -209,6 +210,8 @@ listen_port = {p_bnc}
 unix_socket_dir =
 auth_type = any
 pool_mode = session
+; the sandbox's PostgreSQL allows 60 connections: give idle ones back at once
+server_idle_timeout = 1
 max_client_conn = 500
 default_pool_size = 40
 server_tls_sslmode = verify-full
@@ -223,14 +226,25 @@ pidfile = {bdir}/pgbouncer.pid
     bouncer = subprocess.Popen(as_pg + ["pgbouncer", ini], stdout=subprocess.DEVNULL,
                                stderr=open(os.path.join(logs, "pgbouncer.err"), "w"))
     procs.append(bouncer)
-    for port, what in ((p_gate, "rdsiam proxy (gate)"), (p_pg, "rdsiam proxy (plain)"),
-                       (p_bnc, "pgbouncer")):
-        wait_port(port, what, logs)
-
     def bouncer_pid():
         # runuser's child: the pid pgbouncer writes itself.
         with open(os.path.join(bdir, "pgbouncer.pid")) as f:
             return f.read().strip()
+
+    def cleanup():
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        try:
+            subprocess.run(["kill", "-TERM", bouncer_pid()], stderr=subprocess.DEVNULL)
+        except OSError:
+            pass
+        shutil.rmtree(bdir, ignore_errors=True)
+
+    atexit.register(cleanup)
+    for port, what in ((p_gate, "rdsiam proxy (gate)"), (p_pg, "rdsiam proxy (plain)"),
+                       (p_bnc, "pgbouncer")):
+        wait_port(port, what, logs)
 
     local = "sslmode=disable"
     tls = f"sslmode=verify-full sslrootcert={ca}"
@@ -261,6 +275,8 @@ pidfile = {bdir}/pgbouncer.pid
                 cpu0, t0 = (cpu_secs(pid), time.time()) if pid else (0, 0)
                 r = pgbench(conninfo, clients, secs, each, tok if needs_token else None)
                 results.setdefault((key, clients, each), []).append(r)
+                if key[1] == "pgbouncer":
+                    time.sleep(2)  # its idle server connections close (server_idle_timeout)
                 if pid:
                     cpu.setdefault((key, clients, each), []).append(
                         (cpu_secs(pid) - cpu0) / (time.time() - t0))
