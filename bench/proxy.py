@@ -4,6 +4,7 @@ the gate, PGSSLROOTCERT = the sandbox CA). See bench/proxy and bench/README.md."
 
 import argparse
 import asyncio
+import atexit
 import os
 import re
 import resource
@@ -28,7 +29,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, secs=60):
+def wait_port(port, what, logs, secs=60):
     deadline = time.time() + secs
     while time.time() < deadline:
         try:
@@ -36,7 +37,8 @@ def wait_port(port, secs=60):
             return
         except OSError:
             time.sleep(0.05)
-    sys.exit(f"bench/proxy: nothing listens on {port}")
+    text = "".join(open(os.path.join(logs, f)).read() for f in os.listdir(logs))
+    sys.exit(f"bench/proxy: {what} does not listen on {port}:\n{text}")
 
 
 def sh(cmd, env=None, **kw):
@@ -57,6 +59,13 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def cpu_secs(pid):
+    """User + system CPU seconds of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pgbench(conninfo, clients, secs, connect_each=False, password=None):
@@ -105,7 +114,7 @@ async def idle_memory(rdsiam, n):
             writer.write(greeting)
             await writer.drain()
             await reader.read()  # idle until the client goes
-        except Exception:
+        except (Exception, asyncio.CancelledError):
             pass
 
     srv = await asyncio.start_server(server, "127.0.0.1", 0, backlog=2048)
@@ -184,6 +193,8 @@ def main():
     # pgbouncer refuses to run as root; it runs as postgres from a dir it can read.
     bdir = tempfile.mkdtemp(prefix="bench-pgbouncer-")
     os.chmod(bdir, 0o755)
+    if os.geteuid() == 0:
+        shutil.chown(bdir, "postgres")
     shutil.copy(ca, os.path.join(bdir, "ca.pem"))
     p_bnc = free_port()
     ini = os.path.join(bdir, "pgbouncer.ini")
@@ -199,6 +210,8 @@ listen_port = {p_bnc}
 unix_socket_dir =
 auth_type = any
 pool_mode = session
+; the sandbox's PostgreSQL allows 60 connections: give idle ones back at once
+server_idle_timeout = 1
 max_client_conn = 500
 default_pool_size = 40
 server_tls_sslmode = verify-full
@@ -211,10 +224,27 @@ pidfile = {bdir}/pgbouncer.pid
     write_ini()
     as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     bouncer = subprocess.Popen(as_pg + ["pgbouncer", ini], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                               stderr=open(os.path.join(logs, "pgbouncer.err"), "w"))
     procs.append(bouncer)
-    for port in (p_gate, p_pg, p_bnc):
-        wait_port(port)
+    def bouncer_pid():
+        # runuser's child: the pid pgbouncer writes itself.
+        with open(os.path.join(bdir, "pgbouncer.pid")) as f:
+            return f.read().strip()
+
+    def cleanup():
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        try:
+            subprocess.run(["kill", "-TERM", bouncer_pid()], stderr=subprocess.DEVNULL)
+        except OSError:
+            pass
+        shutil.rmtree(bdir, ignore_errors=True)
+
+    atexit.register(cleanup)
+    for port, what in ((p_gate, "rdsiam proxy (gate)"), (p_pg, "rdsiam proxy (plain)"),
+                       (p_bnc, "pgbouncer")):
+        wait_port(port, what, logs)
 
     local = "sslmode=disable"
     tls = f"sslmode=verify-full sslrootcert={ca}"
@@ -227,28 +257,39 @@ pidfile = {bdir}/pgbouncer.pid
         ("plain", "pgbouncer"): (f"host=127.0.0.1 port={p_bnc} user={USER} dbname=plain {local}", False),
     }
     modes = [(c, False) for c in counts] + [(4, True)]
-    results = {}
+    proxy_pid = {("gate", "rdsiam proxy"): procs[0].pid, ("plain", "rdsiam proxy"): procs[1].pid,
+                 ("gate", "pgbouncer"): None, ("plain", "pgbouncer"): None}
+    results, cpu = {}, {}
     order = list(configs)
     for rnd in range(rounds):
         # A fresh pre-minted token each round (tokens live 15 minutes).
         tok = token()
         write_ini()
-        subprocess.run(["kill", "-HUP", str(bouncer.pid)])
+        subprocess.run(["kill", "-HUP", bouncer_pid()])
         time.sleep(0.3)
         print(f"bench/proxy: round {rnd + 1}/{rounds}", file=sys.stderr)
         for clients, each in modes:
             for key in order:
                 conninfo, needs_token = configs[key]
+                pid = proxy_pid.get(key)
+                cpu0, t0 = (cpu_secs(pid), time.time()) if pid else (0, 0)
                 r = pgbench(conninfo, clients, secs, each, tok if needs_token else None)
                 results.setdefault((key, clients, each), []).append(r)
+                if key[1] == "pgbouncer":
+                    time.sleep(2)  # its idle server connections close (server_idle_timeout)
+                if pid:
+                    cpu.setdefault((key, clients, each), []).append(
+                        (cpu_secs(pid) - cpu0) / (time.time() - t0))
             order = order[1:] + order[:1]
 
     minted = metric(h_gate, "rdsiam_proxy_tokens_minted_total")
     minted_pg = metric(h_pg, "rdsiam_proxy_tokens_minted_total")
+    subprocess.run(["kill", "-TERM", bouncer_pid()])
     for p in procs:
         p.terminate()
     for p in procs:
         p.wait()
+    shutil.rmtree(bdir, ignore_errors=True)
     before, after = asyncio.run(idle_memory(rdsiam, idle))
 
     med = lambda xs: statistics.median(xs)
@@ -276,6 +317,9 @@ pidfile = {bdir}/pgbouncer.pid
             added_b = med([(x - y) * 1000 for x, y in zip(b, d)])
             print(f"{server}: added per round trip at 1 client: rdsiam proxy {added:.0f} µs, "
                   f"pgbouncer {added_b:.0f} µs (median of per-round differences)")
+    print("rdsiam proxy CPU (share of one core, median): " + ", ".join(
+        f"{server} {clients}{' -C' if each else ''}: {med(cpu[((server, 'rdsiam proxy'), clients, each)]):.0%}"
+        for server in ("gate", "plain") for clients, each in modes))
     print(f"tokens minted for the whole run: {minted:.0f} (gate proxy), {minted_pg:.0f} (plain proxy)")
     print(f"idle connections: {idle} held, proxy RSS {before} KiB -> {after} KiB, "
           f"{(after - before) / idle:.1f} KiB per connection")

@@ -45,6 +45,8 @@ pub struct Entry {
     pub ca_bundle: Option<PathBuf>,
     pub connect_timeout: Option<u64>,
     pub api_timeout: Option<u64>,
+    /// `rdsiam proxy`'s TCP listener for this target (ADDR:PORT or `none`).
+    pub listen: Option<String>,
 }
 
 impl Entry {
@@ -171,6 +173,8 @@ pub const KEYS: &[Key] = &[
         No,
         "--api-timeout"
     ),
+    // Only in the file: the flag (`--listen`) is the proxy's own, not a target's.
+    key!(listen, "listen", &[], false, No, ""),
 ];
 
 /// The key named `name`.
@@ -477,6 +481,7 @@ mod tests {
             ca_bundle: Some(PathBuf::new()),
             connect_timeout: Some(1),
             api_timeout: Some(1),
+            listen: Some(String::new()),
         };
         let value = toml::Value::try_from(&all).unwrap();
         let keys: Vec<&str> = value

@@ -299,6 +299,7 @@ fn flags_entry(args: &TargetArgs, conn: Option<&ConnArgs>) -> Entry {
         ca_bundle: conn.and_then(|c| c.ca_bundle.clone()),
         connect_timeout: conn.and_then(|c| c.connect_timeout),
         api_timeout: args.aws.api_timeout,
+        listen: None,
     }
 }
 

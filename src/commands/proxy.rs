@@ -144,6 +144,8 @@ pub(crate) struct Planned {
     target: Target,
     pinned: Option<String>,
     connector: Connector,
+    /// The target's own `listen` from the config file: `Some(None)` is `none`.
+    listen: Option<Option<SocketAddr>>,
 }
 
 /// A name on the command line that is not in the config file is taken as
@@ -187,13 +189,20 @@ pub(crate) fn planned(
         layered.entry.user = Some("-".to_owned());
     }
     let target = Target::from_layered(&layered)?;
-    let connector = Connector::from_args(&Conn::from_entry(&layered.entry)?)?;
+    let e = &layered.entry;
+    let connector = Connector::from_args(&Conn::from_entry(e)?)?;
+    let listen = match e.listen.as_deref() {
+        None => None,
+        Some("none") => Some(None),
+        Some(addr) => Some(Some(parse_addr(addr, "listen")?)),
+    };
     Ok((
         Planned {
             name: name.map(str::to_owned),
             target,
             pinned,
             connector,
+            listen,
         },
         bare,
     ))
@@ -206,6 +215,7 @@ pub(crate) async fn resolve(planned: Planned, bare: bool) -> Result<Upstream> {
         mut target,
         pinned,
         connector,
+        listen: _,
     } = planned;
     if bare && let Some(name) = &name {
         target.selector = bare_selector(name, &target).await?;
@@ -310,17 +320,51 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
     for name in &names {
         planned.push(planned_for(&args, name.as_deref())?);
     }
-    let mut upstreams = Vec::new();
-    for (p, bare) in planned {
-        upstreams.push(Arc::new(resolve(p, bare).await?));
+    // A target's own `listen` beats the port counted from --listen.
+    let base_port = plan.tcp.map_or(5432, |a| a.port());
+    let addrs: Vec<Option<SocketAddr>> = planned
+        .iter()
+        .enumerate()
+        .map(|(i, (p, _))| match p.listen {
+            Some(own) => own,
+            None => plan
+                .tcp
+                .map(|base| SocketAddr::new(base.ip(), base_port + i as u16)),
+        })
+        .collect();
+    for addr in addrs.iter().flatten() {
+        if !addr.ip().is_loopback() && Some(*addr) != plan.tcp {
+            warn(&format!(
+                "listening on {addr}, which is not loopback: anyone who can reach it logs in to the database as you"
+            ));
+        }
     }
+    if addrs.iter().all(Option::is_none) && plan.unix_dir.is_none() {
+        return Err(
+            Failure::usage("no target has a TCP listener and there is no --unix-socket")
+                .hint("add --unix-socket DIR, or give a target a listen address")
+                .into(),
+        );
+    }
+    // The RDS API may be slow or hang: a signal stops the start-up at once.
+    let resolving = async {
+        let mut upstreams = Vec::new();
+        for (p, bare) in planned {
+            upstreams.push(Arc::new(resolve(p, bare).await?));
+        }
+        Ok::<_, anyhow::Error>(upstreams)
+    };
+    let upstreams = tokio::select! {
+        r = resolving => r?,
+        _ = sigterm.recv() => return Ok(143),
+        _ = sigint.recv() => return Ok(130),
+    };
+    crate::proxy::limits::raise_fd_limit(plan.max_connections);
 
     let mut listeners = Vec::new();
-    let base_port = plan.tcp.map_or(5432, |a| a.port());
     for (i, _) in upstreams.iter().enumerate() {
-        let port = base_port + i as u16;
-        if let Some(base) = plan.tcp {
-            let addr = SocketAddr::new(base.ip(), port);
+        let port = addrs[i].map_or(base_port + i as u16, |a| a.port());
+        if let Some(addr) = addrs[i] {
             listeners.push(Listener {
                 listen: Listen::Tcp(proxy::bind_tcp(addr).await?),
                 target: i,

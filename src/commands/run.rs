@@ -62,7 +62,13 @@ async fn supervise(planned: super::proxy::Planned, bare: bool, args: &RunArgs) -
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
 
-    let up = Arc::new(resolve(planned, bare).await?);
+    // Before COMMAND runs, a signal stops rdsiam itself (the RDS API may hang).
+    let up = tokio::select! {
+        r = resolve(planned, bare) => Arc::new(r?),
+        _ = sigint.recv() => return Ok(130),
+        _ = sigterm.recv() => return Ok(143),
+        _ = sighup.recv() => return Ok(129),
+    };
     let dir = PrivateDir::new()?;
     let (listener, socket) = proxy::bind_unix(dir.path(), PORT)?;
     let shared = Arc::new(Shared::new(

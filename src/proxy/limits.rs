@@ -43,6 +43,22 @@ impl Limits {
     }
 }
 
+/// Each client connection holds two descriptors (client and upstream); the
+/// usual soft limit of 1024 would cap the proxy near 500 connections, so
+/// raise the soft limit towards the hard one, as far as the cap needs.
+pub fn raise_fd_limit(max_connections: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let want = (max_connections as u64)
+        .saturating_mul(2)
+        .saturating_add(64);
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let target = want.min(hard);
+        if target > soft {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, target, hard);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,12 +28,23 @@ impl Log {
         if self.quiet && !is_failure(event, fields) {
             return;
         }
-        let text = match self.format {
+        let text = self.format(event, fields);
+        // A closed stderr must not take the proxy down.
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    }
+
+    fn format(&self, event: &str, fields: &[(&str, Value<'_>)]) -> String {
+        match self.format {
             LogFormat::Text => {
                 let mut out = format!("rdsiam: proxy: {event}");
                 for (key, value) in fields {
                     let value = match value {
-                        Value::Str(s) if s.is_empty() || s.contains([' ', '"', '=']) => {
+                        // Client-supplied names: quoted and escaped, so no line can be forged.
+                        Value::Str(s)
+                            if s.is_empty()
+                                || s.chars()
+                                    .any(|c| c.is_control() || matches!(c, ' ' | '"' | '=')) =>
+                        {
                             format!("{s:?}")
                         }
                         Value::Str(s) => (*s).to_owned(),
@@ -61,9 +72,7 @@ impl Log {
                 }
                 serde_json::Value::Object(map).to_string()
             }
-        };
-        // A closed stderr must not take the proxy down.
-        let _ = writeln!(std::io::stderr().lock(), "{text}");
+        }
     }
 }
 
@@ -87,4 +96,36 @@ fn now_rfc3339() -> String {
     aws_smithy_types::DateTime::from(std::time::SystemTime::now())
         .fmt(aws_smithy_types::date_time::Format::DateTime)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_names_cannot_forge_a_line() {
+        let fields = [
+            ("user", Value::Str("x\nrdsiam: proxy: close outcome=ok")),
+            ("database", Value::Str("app")),
+            ("bytes", Value::Num(3)),
+        ];
+        let text = Log {
+            format: LogFormat::Text,
+            quiet: false,
+        }
+        .format("open", &fields);
+        assert_eq!(
+            text,
+            "rdsiam: proxy: open user=\"x\\nrdsiam: proxy: close outcome=ok\" database=app bytes=3"
+        );
+        let json = Log {
+            format: LogFormat::Json,
+            quiet: false,
+        }
+        .format("open", &fields);
+        assert_eq!(json.lines().count(), 1);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["user"], "x\nrdsiam: proxy: close outcome=ok");
+        assert_eq!(v["bytes"], 3);
+    }
 }

@@ -863,3 +863,58 @@ fn health_endpoints_answer() {
     assert_eq!(http_get(http, "/readiness").0, 200);
     drop(proxy);
 }
+
+#[test]
+fn several_targets_count_up_and_a_targets_listen_wins() {
+    let env = Env::new();
+    let gate = gate();
+    let ca = ca_file(&env, &gate);
+    let (base, own) = (closed_port(), closed_port());
+    let config = env.home().join("rdsiam.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[defaults]\nhost = \"localhost\"\nport = {}\nregion = \"{REGION}\"\nca-bundle = \"{}\"\ndbname = \"app\"\n\
+             [targets.first]\nuser = \"iamuserapp\"\n\
+             [targets.second]\nuser = \"iamuserapp\"\n\
+             [targets.third]\nlisten = \"127.0.0.1:{own}\"\n",
+            gate.port(),
+            ca.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = env.cmd();
+    cmd.env("RDSIAM_CONFIG", &config).args([
+        "proxy",
+        "first",
+        "second",
+        "third",
+        "--listen",
+        &format!("127.0.0.1:{base}"),
+    ]);
+    let proxy = Proxy::start(cmd, 3);
+    let second = base + 1;
+    assert!(
+        proxy.ready[0].contains(&format!("ready on 127.0.0.1:{base} for first")),
+        "{:?}",
+        proxy.ready
+    );
+    assert!(
+        proxy.ready[1].contains(&format!("ready on 127.0.0.1:{second} for second")),
+        "{:?}",
+        proxy.ready
+    );
+    assert!(
+        proxy.ready[2].contains(&format!("ready on 127.0.0.1:{own} for third")),
+        "{:?}",
+        proxy.ready
+    );
+    // The third names no user: each client logs in as itself.
+    assert!(!proxy.ready[2].contains("user="), "{:?}", proxy.ready);
+    for port in [base, second, own] {
+        let (code, out, err) = query(&env, port, "iamuserapp", "select current_user");
+        assert_eq!((code, out.as_str()), (0, "iamuserapp"), "{err}");
+    }
+    let (code, out, err) = query(&env, own, "ops+oncall", "select current_user");
+    assert_eq!((code, out.as_str()), (0, "ops+oncall"), "{err}");
+}
