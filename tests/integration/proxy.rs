@@ -397,6 +397,50 @@ fn a_port_in_use_exits_4_naming_another() {
 }
 
 #[test]
+fn the_unix_socket_is_ours_alone_and_only_a_stale_one_is_replaced() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let env = Env::new();
+    let gate = gate();
+    // A directory others can enter, as a shared --unix-socket DIR may be.
+    let dir = env.home().join("shared");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (mut cmd, port) = proxy_cmd(&env, &gate, &["-U", "iamuserapp"]);
+    cmd.arg("--unix-socket").arg(&dir);
+    let path = dir.join(format!(".s.PGSQL.{port}"));
+
+    // Not a socket: left alone, and said so.
+    std::fs::write(&path, "keep me").unwrap();
+    let mut refused = Proxy::start(cmd, 0);
+    assert_eq!(refused.wait_exit(20), Some(2), "{}", refused.stderr());
+    // The stderr reader may trail the exit by a moment.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        refused
+            .stderr()
+            .contains("a file that is not a socket is in the way"),
+        "{}",
+        refused.stderr()
+    );
+    let (mut cmd, _) = proxy_cmd(
+        &env,
+        &gate,
+        &["-U", "iamuserapp", "--listen", &format!("127.0.0.1:{port}")],
+    );
+    cmd.arg("--unix-socket").arg(&dir);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+    std::fs::remove_file(&path).unwrap();
+
+    // A socket nobody listens on any more is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let proxy = Proxy::start(cmd, 2);
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    drop(proxy);
+}
+
+#[test]
 fn tokens_are_renewed_before_the_gate_would_refuse_them() {
     let env = Env::new();
     let gate = gate();
