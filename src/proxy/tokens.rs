@@ -75,9 +75,9 @@ impl TokenCache {
             let now = self.now();
             slots.retain(|_, slot| {
                 Arc::strong_count(slot) > 1
-                    || slot
-                        .try_lock()
-                        .map_or(true, |entry| entry.as_ref().is_some_and(|c| now < c.renew_at))
+                    || slot.try_lock().map_or(true, |entry| {
+                        entry.as_ref().is_some_and(|c| now < c.renew_at)
+                    })
             });
         }
         let slot = Slot::default();
