@@ -441,6 +441,26 @@ fn the_unix_socket_is_ours_alone_and_only_a_stale_one_is_replaced() {
 }
 
 #[test]
+fn a_bad_test_token_lifetime_is_a_usage_error_with_a_hint() {
+    let env = Env::new();
+    let gate = gate();
+    let (mut cmd, _) = proxy_cmd(&env, &gate, &["-U", "iamuserapp"]);
+    cmd.env("RDSIAM_TEST_TOKEN_LIFETIME", "forever");
+    let mut proxy = Proxy::start(cmd, 0);
+    assert_eq!(proxy.wait_exit(20), Some(2), "{}", proxy.stderr());
+    std::thread::sleep(Duration::from_millis(200));
+    let stderr = proxy.stderr();
+    assert!(
+        stderr.contains("RDSIAM_TEST_TOKEN_LIFETIME=forever is not 1..900 seconds"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("unset RDSIAM_TEST_TOKEN_LIFETIME"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn tokens_are_renewed_before_the_gate_would_refuse_them() {
     let env = Env::new();
     let gate = gate();
