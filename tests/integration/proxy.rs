@@ -13,7 +13,7 @@ use rdsiam_testkit::gate::{Fault, Gate, PROXY_ENDPOINT_HOST};
 use rdsiam_testkit::rdsapi::{Inventory, RdsApi};
 
 use crate::db::{ca_file, gate, gate_for, postgres};
-use crate::support::{Env, REGION, closed_port};
+use crate::support::{Env, REGION, closed_port, output_within, wait_running};
 
 /// A running `rdsiam proxy`; killed when dropped.
 pub struct Proxy {
@@ -145,10 +145,8 @@ fn conninfo(port: u16, user: &str) -> String {
 
 /// `psql -tAc SQL` through the proxy at `port`; (exit code, stdout, stderr).
 fn query(env: &Env, port: u16, user: &str, sql: &str) -> (i32, String, String) {
-    let out = psql(env)
-        .args([&conninfo(port, user), "-XtAc", sql])
-        .output()
-        .unwrap();
+    // psql's connect_timeout does not bound a stalled query: kill it.
+    let out = output_within(psql(env).args([&conninfo(port, user), "-XtAc", sql]), 60);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).trim().to_owned(),
@@ -767,25 +765,17 @@ fn a_cancel_to_a_silent_server_gives_up_after_the_connect_timeout() {
     assert!(proxy.stderr().contains("timed out"), "{}", proxy.stderr());
 }
 
-/// Wait until a query starting with `sql` runs on the server.
-fn wait_running(sql: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let n = postgres()
-            .psql_super(
-                "app",
-                &format!(
-                    "select count(*) from pg_stat_activity where state = 'active' and query = '{}'",
-                    sql.replace('\'', "''")
-                ),
-            )
-            .unwrap();
-        if n.trim() != "0" {
-            return;
-        }
-        assert!(Instant::now() < deadline, "`{sql}` never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// psql running `sql` as iamuserapp through the proxy at `port`, returned
+/// once the server runs it.
+fn start_running(env: &Env, port: u16, sql: &str) -> Child {
+    let child = psql(env)
+        .args([&conninfo(port, "iamuserapp"), "-XtAc", sql])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_running(sql);
+    child
 }
 
 #[test]
@@ -876,17 +866,7 @@ fn sigterm_drains_within_max_sigterm_delay_and_a_second_ends_it() {
         &["-U", "iamuserapp", "--max-sigterm-delay", "5"],
     );
     let mut proxy = Proxy::start(cmd, 1);
-    let running = psql(&env)
-        .args([
-            &conninfo(port, "iamuserapp"),
-            "-XtAc",
-            "select pg_sleep(1.5), 'finished'",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_running("select pg_sleep(1.5), 'finished'");
+    let running = start_running(&env, port, "select pg_sleep(1.5), 'finished'");
     proxy.signal("TERM");
     std::thread::sleep(Duration::from_millis(200));
     // No new connections once draining.
@@ -908,17 +888,7 @@ fn sigterm_drains_within_max_sigterm_delay_and_a_second_ends_it() {
         &["-U", "iamuserapp", "--max-sigterm-delay", "60"],
     );
     let mut proxy = Proxy::start(cmd, 1);
-    let running = psql(&env)
-        .args([
-            &conninfo(port, "iamuserapp"),
-            "-XtAc",
-            "select pg_sleep(20)",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_running("select pg_sleep(20)");
+    let running = start_running(&env, port, "select pg_sleep(20)");
     proxy.signal("TERM");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(proxy.child.try_wait().unwrap(), None, "still draining");
