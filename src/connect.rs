@@ -23,6 +23,9 @@ use crate::tls::SslMode;
 
 pub use crate::target::{DEFAULT_CONNECT_TIMEOUT, Via};
 
+/// What to do when the database does not answer in time (shared with the proxy).
+pub const TIMEOUT_HINT: &str = "from outside the VPC, tunnel in (SSM port forward, SSH -L) and pass --via 127.0.0.1:PORT; check security groups; raise --connect-timeout if the network is slow";
+
 /// How to open connections; built once, used for each (re)connect.
 #[derive(Clone)]
 pub struct Connector {
@@ -129,7 +132,7 @@ impl Connector {
                     endpoint.port,
                     self.via_note()
                 ))
-                .hint("from outside the VPC, tunnel in (SSM port forward, SSH -L) and pass --via 127.0.0.1:PORT; check security groups; raise --connect-timeout if the network is slow")
+                .hint(TIMEOUT_HINT)
                 .into())
             }
         }

@@ -119,20 +119,52 @@ fn parse_addr(value: &str, flag: &str) -> Result<SocketAddr> {
     if let Ok(addr) = value.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    // `localhost:5432`: resolved here, once, so it is a usage error if wrong.
-    value
-        .to_socket_addrs()
-        .map_err(|_| bad())?
-        .find(SocketAddr::is_ipv4)
+    // `localhost:5432`: resolved here, once, so it is a usage error if
+    // wrong. The lookup blocks and may hang on a broken resolver: run it
+    // aside and give up after a while.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = value.to_owned();
+    std::thread::spawn(move || {
+        let _ = tx.send(name.to_socket_addrs().map(Iterator::collect::<Vec<_>>));
+    });
+    let addrs = match rx.recv_timeout(RESOLVE_TIMEOUT) {
+        Ok(Ok(addrs)) => addrs,
+        Ok(Err(_)) => return Err(bad().into()),
+        Err(_) => {
+            return Err(Failure::usage(format!(
+                "{flag} `{value}`: resolving the name timed out after {}s",
+                RESOLVE_TIMEOUT.as_secs()
+            ))
+            .hint(format!(
+                "pass an address, for example {flag} 127.0.0.1:5432"
+            ))
+            .into());
+        }
+    };
+    // IPv4 first, as before; an IPv6-only name still works.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
         .ok_or_else(|| bad().into())
 }
+
+/// How long resolving a `--listen`/`--http-address` host name may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Test-only token lifetime, else 15 minutes.
 pub(crate) fn token_lifetime() -> Result<Duration> {
     match std::env::var(LIFETIME_VAR) {
         Ok(v) if !v.is_empty() => match v.parse::<u64>() {
             Ok(secs @ 1..=900) => Ok(Duration::from_secs(secs)),
-            _ => Err(Failure::usage(format!("{LIFETIME_VAR}={v} is not 1..900 seconds")).into()),
+            _ => Err(
+                Failure::usage(format!("{LIFETIME_VAR}={v} is not 1..900 seconds"))
+                    .hint(format!(
+                        "it is for tests only: unset {LIFETIME_VAR}, or set it to a whole number of seconds from 1 to 900"
+                    ))
+                    .into(),
+            ),
         },
         _ => Ok(LIFETIME),
     }

@@ -190,9 +190,8 @@ where
                 up.login_timeout.as_secs(),
                 up.at()
             );
-            let reply = ErrorReply::fatal("08006", format!("rdsiam proxy: {message}")).hint(
-                "from outside the VPC, tunnel in (SSM port forward, SSH -L) and pass --via 127.0.0.1:PORT; check security groups; raise --connect-timeout if the network is slow",
-            );
+            let reply = ErrorReply::fatal("08006", format!("rdsiam proxy: {message}"))
+                .hint(crate::connect::TIMEOUT_HINT);
             let _ = send(client, &reply.encode()).await;
             return (Outcome::Failed, (0, 0), Some(message));
         }
@@ -222,8 +221,8 @@ where
     tokio::select! {
         r = relay => match r {
             Ok(counts) => (Outcome::Ok, counts, None),
-            // One side went away abruptly; the session is over either way.
-            Err(err) => (Outcome::Ok, (0, 0), Some(err.to_string())),
+            // One side went away abruptly: over either way, but not a clean end.
+            Err(err) => (Outcome::Broken, (0, 0), Some(err.to_string())),
         },
         () = shared.hard_stop.cancelled() => {
             (Outcome::Shutdown, (0, 0), Some("closed at the end of the drain".into()))

@@ -31,15 +31,15 @@ impl Limits {
         self.connections.clone().try_acquire_owned().ok()
     }
 
-    /// Wait for this login's turn under the rate cap.
+    /// Wait for this login's turn under the rate cap. The lock is held
+    /// through the wait and the slot only taken once it comes, so a login
+    /// abandoned while waiting (timed out, client gone) reserves nothing
+    /// and does not push the later ones back.
     pub async fn login_turn(&self) {
-        let slot = {
-            let mut next = self.next_slot.lock().await;
-            let slot = (*next).max(Instant::now());
-            *next = slot + self.interval;
-            slot
-        };
+        let mut next = self.next_slot.lock().await;
+        let slot = (*next).max(Instant::now());
         tokio::time::sleep_until(slot).await;
+        *next = slot + self.interval;
     }
 }
 
@@ -89,5 +89,27 @@ mod tests {
         assert!(limits.admit().is_none());
         drop(a);
         assert!(limits.admit().is_some());
+    }
+
+    #[tokio::test]
+    async fn abandoned_logins_keep_no_slot() {
+        let limits = Arc::new(Limits::new(1, 10));
+        limits.login_turn().await;
+        let start = Instant::now();
+        // Five logins give up long before their turn at 100 ms intervals.
+        let mut quitters = Vec::new();
+        for _ in 0..5 {
+            let limits = limits.clone();
+            quitters.push(tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_millis(20), limits.login_turn()).await;
+            }));
+        }
+        for q in quitters {
+            q.await.unwrap();
+        }
+        limits.login_turn().await;
+        // The next one gets the second slot, not the seventh.
+        let waited = start.elapsed();
+        assert!(waited < Duration::from_millis(300), "{waited:?}");
     }
 }

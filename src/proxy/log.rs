@@ -85,7 +85,10 @@ fn is_failure(event: &str, fields: &[(&str, Value<'_>)]) -> bool {
         })
     };
     match event {
-        "close" => matches!(field("outcome"), Some("refused" | "failed" | "rejected")),
+        "close" => matches!(
+            field("outcome"),
+            Some("refused" | "failed" | "rejected" | "broken")
+        ),
         "cancel" => field("error").is_some(),
         "accept-error" => true,
         _ => false,

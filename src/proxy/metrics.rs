@@ -31,6 +31,8 @@ pub enum Outcome {
     Cancel,
     /// Closed when the drain after SIGTERM ran out.
     Shutdown,
+    /// Logged in, then the relay broke (a reset, a TLS error) instead of closing.
+    Broken,
 }
 
 impl Outcome {
@@ -43,6 +45,7 @@ impl Outcome {
             Outcome::ClientError => "client_error",
             Outcome::Cancel => "cancel",
             Outcome::Shutdown => "shutdown",
+            Outcome::Broken => "broken",
         }
     }
 }

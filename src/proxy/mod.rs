@@ -34,9 +34,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::aws::Aws;
-use crate::session::Resolved;
 use crate::connect::Connector;
 use crate::error::Failure;
+use crate::session::Resolved;
 
 use self::limits::Limits;
 use self::log::{Log, Value};
@@ -273,7 +273,17 @@ pub fn bind_unix(dir: &Path, port: u16) -> Result<(UnixListener, PathBuf)> {
         .hint("pass --unix-socket with a shorter directory, e.g. /tmp/rdsiam")
         .into());
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(&path) {
+        use std::os::unix::fs::FileTypeExt;
+        // Only a stale socket is ours to replace; anything else stays.
+        if !meta.file_type().is_socket() {
+            return Err(Failure::usage(format!(
+                "cannot listen on {}: a file that is not a socket is in the way",
+                path.display()
+            ))
+            .hint("move it away, or pass another --unix-socket DIR or --listen port")
+            .into());
+        }
         if std::os::unix::net::UnixStream::connect(&path).is_ok() {
             return Err(Failure::network(format!(
                 "cannot listen on {}: another server is listening there",
@@ -287,6 +297,16 @@ pub fn bind_unix(dir: &Path, port: u16) -> Result<(UnixListener, PathBuf)> {
     let listener = UnixListener::bind(&path).map_err(|err| {
         Failure::network(format!("cannot listen on {}: {err}", path.display()))
             .hint("pass --unix-socket with a directory you can write")
+    })?;
+    // Whoever can connect logs in as us: only our own user may, even in a
+    // shared directory.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|err| {
+        let _ = std::fs::remove_file(&path);
+        Failure::network(format!(
+            "cannot restrict {} to mode 0600: {err}",
+            path.display()
+        ))
+        .hint("pass --unix-socket with a directory you own")
     })?;
     Ok((listener, path))
 }

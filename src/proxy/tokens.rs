@@ -35,10 +35,15 @@ struct Cached {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
 
+/// Users with a cached token at most. Without a pinned user the names are
+/// the clients' choice, so the map must not grow with every name tried.
+const MAX_USERS: usize = 1024;
+
 pub struct TokenCache {
     slots: Mutex<HashMap<String, Slot>>,
     clock: Clock,
     lifetime: Duration,
+    max_users: usize,
 }
 
 impl TokenCache {
@@ -47,7 +52,39 @@ impl TokenCache {
             slots: Mutex::new(HashMap::new()),
             clock,
             lifetime,
+            max_users: MAX_USERS,
         }
+    }
+
+    #[cfg(test)]
+    fn with_max_users(mut self, max_users: usize) -> TokenCache {
+        self.max_users = max_users;
+        self
+    }
+
+    /// The slot for `user`. A new user when the map is full first drops the
+    /// slots nobody is using whose token is due for renewal (or was never
+    /// minted); if every slot is still live, the login gets a slot of its
+    /// own that is not kept.
+    fn slot(&self, user: &str) -> Slot {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = slots.get(user) {
+            return slot.clone();
+        }
+        if slots.len() >= self.max_users {
+            let now = self.now();
+            slots.retain(|_, slot| {
+                Arc::strong_count(slot) > 1
+                    || slot.try_lock().map_or(true, |entry| {
+                        entry.as_ref().is_some_and(|c| now < c.renew_at)
+                    })
+            });
+        }
+        let slot = Slot::default();
+        if slots.len() < self.max_users {
+            slots.insert(user.to_owned(), slot.clone());
+        }
+        slot
     }
 
     pub fn now(&self) -> SystemTime {
@@ -74,10 +111,7 @@ impl TokenCache {
         F: FnOnce(SystemTime) -> Fut,
         Fut: std::future::Future<Output = Result<(Token, String)>>,
     {
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.entry(user.to_owned()).or_default().clone()
-        };
+        let slot = self.slot(user);
         let mut entry = slot.lock().await;
         let now = self.now();
         if let Some(cached) = entry.as_ref()
@@ -198,6 +232,37 @@ mod tests {
             .await
             .unwrap();
         assert!(fresh, "each user has its own token");
+    }
+
+    #[tokio::test]
+    async fn the_map_of_users_stays_bounded() {
+        let (clock, secs) = fake_clock();
+        let cache = TokenCache::new(clock, Duration::from_secs(900)).with_max_users(2);
+        let get = |user: &'static str| {
+            let cache = &cache;
+            async move {
+                cache
+                    .get(user, KEY, |at| async move {
+                        Ok((token(at, None), KEY.to_owned()))
+                    })
+                    .await
+                    .unwrap()
+                    .1
+            }
+        };
+        let users = || cache.slots.lock().unwrap().len();
+        assert!(get("a").await);
+        assert!(get("b").await);
+        // Full of fresh tokens: a third user still logs in, uncached.
+        assert!(get("c").await);
+        assert_eq!(users(), 2);
+        assert!(!get("a").await, "the live ones are kept");
+        assert!(get("c").await, "the overflow was not kept");
+        // Once the kept tokens are due for renewal their slots make room.
+        secs.fetch_add(700, Ordering::SeqCst);
+        assert!(get("d").await);
+        assert!(!get("d").await, "d is cached now");
+        assert!(users() <= 2, "{}", users());
     }
 
     #[tokio::test]

@@ -261,7 +261,19 @@ fn tls_failure(up: &Upstream, err: &std::io::Error) -> Failure {
 /// Forward a client's CancelRequest over a new TLS connection; the server
 /// answers nothing, so wait until it closes (or a short while).
 pub async fn cancel(up: &Upstream, pid: i32, key: &[u8]) -> Result<(), Failure> {
-    let mut server = connect_tls(up).await?;
+    // The cancel path runs outside the client's start-up timeout, so the
+    // SSL answer and the handshake are bounded here too: the whole forward
+    // gets one --connect-timeout.
+    let deadline = tokio::time::Instant::now() + up.connector.timeout;
+    let mut server = tokio::time::timeout_at(deadline, connect_tls(up))
+        .await
+        .map_err(|_| {
+            Failure::network(format!(
+                "sending the cancel request to {} timed out during the TLS handshake",
+                up.at()
+            ))
+            .hint("check that --port/--via point at the database")
+        })??;
     let request = wire::cancel_upstream(pid, key);
     let sent = async {
         server.write_all(&request).await?;
@@ -270,7 +282,7 @@ pub async fn cancel(up: &Upstream, pid: i32, key: &[u8]) -> Result<(), Failure> 
         while server.read(&mut sink).await? > 0 {}
         Ok::<_, std::io::Error>(())
     };
-    match tokio::time::timeout(up.connector.timeout, sent).await {
+    match tokio::time::timeout_at(deadline, sent).await {
         Ok(Ok(())) | Err(_) => Ok(()),
         Ok(Err(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof => Ok(()),
         Ok(Err(err)) => Err(Failure::network(format!(

@@ -13,7 +13,7 @@ use rdsiam_testkit::gate::{Fault, Gate, PROXY_ENDPOINT_HOST};
 use rdsiam_testkit::rdsapi::{Inventory, RdsApi};
 
 use crate::db::{ca_file, gate, gate_for, postgres};
-use crate::support::{Env, REGION, closed_port};
+use crate::support::{Env, REGION, closed_port, output_within, wait_running};
 
 /// A running `rdsiam proxy`; killed when dropped.
 pub struct Proxy {
@@ -145,10 +145,8 @@ fn conninfo(port: u16, user: &str) -> String {
 
 /// `psql -tAc SQL` through the proxy at `port`; (exit code, stdout, stderr).
 fn query(env: &Env, port: u16, user: &str, sql: &str) -> (i32, String, String) {
-    let out = psql(env)
-        .args([&conninfo(port, user), "-XtAc", sql])
-        .output()
-        .unwrap();
+    // psql's connect_timeout does not bound a stalled query: kill it.
+    let out = output_within(psql(env).args([&conninfo(port, user), "-XtAc", sql]), 60);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).trim().to_owned(),
@@ -393,6 +391,70 @@ fn a_port_in_use_exits_4_naming_another() {
         run.stderr.contains("nothing to listen on"),
         "{}",
         run.stderr
+    );
+}
+
+#[test]
+fn the_unix_socket_is_ours_alone_and_only_a_stale_one_is_replaced() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let env = Env::new();
+    let gate = gate();
+    // A directory others can enter, as a shared --unix-socket DIR may be.
+    let dir = env.home().join("shared");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (mut cmd, port) = proxy_cmd(&env, &gate, &["-U", "iamuserapp"]);
+    cmd.arg("--unix-socket").arg(&dir);
+    let path = dir.join(format!(".s.PGSQL.{port}"));
+
+    // Not a socket: left alone, and said so.
+    std::fs::write(&path, "keep me").unwrap();
+    let mut refused = Proxy::start(cmd, 0);
+    assert_eq!(refused.wait_exit(20), Some(2), "{}", refused.stderr());
+    // The stderr reader may trail the exit by a moment.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        refused
+            .stderr()
+            .contains("a file that is not a socket is in the way"),
+        "{}",
+        refused.stderr()
+    );
+    let (mut cmd, _) = proxy_cmd(
+        &env,
+        &gate,
+        &["-U", "iamuserapp", "--listen", &format!("127.0.0.1:{port}")],
+    );
+    cmd.arg("--unix-socket").arg(&dir);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+    std::fs::remove_file(&path).unwrap();
+
+    // A socket nobody listens on any more is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let proxy = Proxy::start(cmd, 2);
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    drop(proxy);
+}
+
+#[test]
+fn a_bad_test_token_lifetime_is_a_usage_error_with_a_hint() {
+    let env = Env::new();
+    let gate = gate();
+    let (mut cmd, _) = proxy_cmd(&env, &gate, &["-U", "iamuserapp"]);
+    cmd.env("RDSIAM_TEST_TOKEN_LIFETIME", "forever");
+    let mut proxy = Proxy::start(cmd, 0);
+    assert_eq!(proxy.wait_exit(20), Some(2), "{}", proxy.stderr());
+    std::thread::sleep(Duration::from_millis(200));
+    let stderr = proxy.stderr();
+    assert!(
+        stderr.contains("RDSIAM_TEST_TOKEN_LIFETIME=forever is not 1..900 seconds"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("unset RDSIAM_TEST_TOKEN_LIFETIME"),
+        "{stderr}"
     );
 }
 
@@ -665,25 +727,55 @@ fn cancel_through_the_proxy_stops_the_query() {
     );
 }
 
-/// Wait until a query starting with `sql` runs on the server.
-fn wait_running(sql: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let n = postgres()
-            .psql_super(
-                "app",
-                &format!(
-                    "select count(*) from pg_stat_activity where state = 'active' and query = '{}'",
-                    sql.replace('\'', "''")
-                ),
-            )
-            .unwrap();
-        if n.trim() != "0" {
-            return;
+#[test]
+fn a_cancel_to_a_silent_server_gives_up_after_the_connect_timeout() {
+    let env = Env::new();
+    let gate = gate();
+    // Accepts and never answers the SSLRequest.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let via = format!("127.0.0.1:{}", silent.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming() {
+            held.push(conn);
         }
-        assert!(Instant::now() < deadline, "`{sql}` never started");
+    });
+    let (cmd, port) = proxy_cmd(
+        &env,
+        &gate,
+        &["-U", "iamuserapp", "--via", &via, "--connect-timeout", "1"],
+    );
+    let proxy = Proxy::start(cmd, 1);
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut request = Vec::new();
+    request.extend_from_slice(&16i32.to_be_bytes());
+    request.extend_from_slice(&80_877_102i32.to_be_bytes());
+    request.extend_from_slice(&42i32.to_be_bytes());
+    request.extend_from_slice(&7i32.to_be_bytes());
+    client.write_all(&request).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !proxy.stderr().contains("rdsiam: proxy: cancel ") {
+        assert!(
+            Instant::now() < deadline,
+            "the cancel never gave up: {}",
+            proxy.stderr()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert!(proxy.stderr().contains("timed out"), "{}", proxy.stderr());
+}
+
+/// psql running `sql` as iamuserapp through the proxy at `port`, returned
+/// once the server runs it.
+fn start_running(env: &Env, port: u16, sql: &str) -> Child {
+    let child = psql(env)
+        .args([&conninfo(port, "iamuserapp"), "-XtAc", sql])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_running(sql);
+    child
 }
 
 #[test]
@@ -774,17 +866,7 @@ fn sigterm_drains_within_max_sigterm_delay_and_a_second_ends_it() {
         &["-U", "iamuserapp", "--max-sigterm-delay", "5"],
     );
     let mut proxy = Proxy::start(cmd, 1);
-    let running = psql(&env)
-        .args([
-            &conninfo(port, "iamuserapp"),
-            "-XtAc",
-            "select pg_sleep(1.5), 'finished'",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_running("select pg_sleep(1.5), 'finished'");
+    let running = start_running(&env, port, "select pg_sleep(1.5), 'finished'");
     proxy.signal("TERM");
     std::thread::sleep(Duration::from_millis(200));
     // No new connections once draining.
@@ -806,17 +888,7 @@ fn sigterm_drains_within_max_sigterm_delay_and_a_second_ends_it() {
         &["-U", "iamuserapp", "--max-sigterm-delay", "60"],
     );
     let mut proxy = Proxy::start(cmd, 1);
-    let running = psql(&env)
-        .args([
-            &conninfo(port, "iamuserapp"),
-            "-XtAc",
-            "select pg_sleep(20)",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_running("select pg_sleep(20)");
+    let running = start_running(&env, port, "select pg_sleep(20)");
     proxy.signal("TERM");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(proxy.child.try_wait().unwrap(), None, "still draining");

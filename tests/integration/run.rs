@@ -217,20 +217,7 @@ fn ctrl_c_in_a_terminal_cancels_the_childs_query_and_rdsiam_waits_for_it() {
     let psql = psql();
     let cmd = run_cmd(&env, &gate, &[&psql, "-Xc", "select pg_sleep(30)"]);
     let mut pty = rdsiam_testkit::pty::Pty::spawn(cmd);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let n = postgres()
-            .psql_super(
-                "app",
-                "select count(*) from pg_stat_activity where state = 'active' and query = 'select pg_sleep(30)'",
-            )
-            .unwrap();
-        if n.trim() != "0" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the query never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::support::wait_running("select pg_sleep(30)");
     let pressed = Instant::now();
     pty.send("\x03");
     pty.expect("canceling statement due to user request");

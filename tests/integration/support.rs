@@ -171,3 +171,51 @@ pub fn compare_or_bless(path: &str, generated: &str, bless: &str) {
         );
     }
 }
+
+/// Wait (up to 20 s) until a query that is exactly `sql` runs on the throwaway server.
+#[track_caller]
+pub fn wait_running(sql: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let n = crate::db::postgres()
+            .psql_super(
+                "app",
+                &format!(
+                    "select count(*) from pg_stat_activity where state = 'active' and query = '{}'",
+                    sql.replace('\'', "''")
+                ),
+            )
+            .unwrap();
+        if n.trim() != "0" {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`{sql}` never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Run `cmd` to its end like `Command::output`, but kill it after `secs`.
+#[track_caller]
+pub fn output_within(cmd: &mut Command, secs: u64) -> Output {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!(
+                "still running after {secs}s, killed; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("wait")
+}
