@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::EXIT_CODES_HELP;
+// Output formats are the REPL's and the proxy's own; the flags name them.
+pub use crate::output::{LogFormat, SqlOutput};
 
 /// The variables that are not config keys; the keys' own come from the
 /// key table (`config::env_help`).
@@ -263,16 +265,6 @@ pub struct SqlArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SqlOutput {
-    /// Tables sized to the terminal
-    Table,
-    /// One array of objects per statement, typed values
-    Json,
-    /// RFC 4180
-    Csv,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CheckOutput {
     Text,
     Json,
@@ -489,14 +481,6 @@ pub struct ListenArgs {
     /// Connection log format on stderr
     #[arg(long, value_enum, default_value_t = LogFormat::Text, help_heading = "Proxy")]
     pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// `rdsiam: proxy: open conn=1 client=… user=…`
-    Text,
-    /// One JSON object per line
-    Json,
 }
 
 #[derive(Debug, Args)]

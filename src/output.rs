@@ -81,6 +81,26 @@ pub fn warn(message: &str) {
     eprintln!("rdsiam: warning: {message}");
 }
 
+/// `rdsiam sql --output`: how result sets are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqlOutput {
+    /// Tables sized to the terminal
+    Table,
+    /// One array of objects per statement, typed values
+    Json,
+    /// RFC 4180
+    Csv,
+}
+
+/// `rdsiam proxy --log-format`: how connection log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `rdsiam: proxy: open conn=1 client=… user=…`
+    Text,
+    /// One JSON object per line
+    Json,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 
 use std::io::Write as _;
 
-use crate::cli::LogFormat;
+use crate::output::LogFormat;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Log {

@@ -134,3 +134,28 @@ fn the_scanner_sees_grouped_and_inline_references() {
     let text = "use crate::{aws, target::Via};\nfn f() { crate::error::x(); }\n#[cfg(test)]\nmod tests { use crate::commands; }";
     assert_eq!(references(text), ["aws", "target", "error"]);
 }
+
+/// Clap stops at `target.rs` (issue 11): flags are turned into typed settings
+/// there, and only the commands (which hold the parsed `Cli`) see them too.
+#[test]
+fn only_target_and_commands_see_the_cli_types() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let offenders: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let relative = file.strip_prefix(&src).unwrap();
+            let module = module_of(relative);
+            let allowed = ["target", "commands", "cli", "lib", "main"];
+            let text = std::fs::read_to_string(file).unwrap();
+            (!allowed.contains(&module.as_str())
+                && references(&text).iter().any(|used| used == "cli"))
+            .then(|| format!("src/{}", relative.display()))
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "these use `crate::cli` below target.rs: {offenders:?}"
+    );
+}

@@ -35,9 +35,9 @@ use std::time::Instant;
 use anyhow::Result;
 use tokio_postgres::Statement;
 
-use crate::cli::SqlOutput;
 use crate::connect::Connector;
 use crate::error::{Failure, Kind};
+use crate::output::SqlOutput;
 use crate::output::warn;
 use crate::session::Resolved;
 

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use tokio_postgres::error::{DbError, ErrorPosition};
 use tokio_postgres::{SimpleColumn, SimpleQueryMessage};
 
-use crate::cli::SqlOutput;
+use crate::output::SqlOutput;
 use crate::output::print;
 
 use super::super::render::{self, Column, ResultSet};
