@@ -41,8 +41,18 @@ fn committed_man_page_is_current() {
 /// A config with two targets, and PATH with our binary first, for shells
 /// that call `rdsiam targets names` while completing.
 fn shell(env: &Env, program: &str) -> Command {
+    shell_with_config(
+        env,
+        program,
+        "[targets.prod-orders]\nproxy = \"PostgreSqlProxy\"\n[targets.stage-orders]\nhost = \"h\"\n",
+    )
+}
+
+/// `program` with the config file `config` and our binary first on PATH.
+pub(crate) fn shell_with_config(env: &Env, program: &str, config: &str) -> Command {
+    let text = config;
     let config = env.home().join("rdsiam.toml");
-    std::fs::write(&config, "[targets.prod-orders]\nproxy = \"PostgreSqlProxy\"\n[targets.stage-orders]\nhost = \"h\"\n").unwrap();
+    std::fs::write(&config, text).unwrap();
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_rdsiam")).parent().unwrap();
     let mut cmd = Command::new(program);
     cmd.env_clear()

@@ -237,23 +237,14 @@ fn check_against_a_server_silent_after_login_exits_4() {
 /// A config whose hostile target names would create files under `home`
 /// if a shell ran them.
 fn hostile_shell(env: &Env, program: &str) -> Command {
-    let config = env.home().join("rdsiam.toml");
     let home = env.home().display().to_string();
-    std::fs::write(
-        &config,
-        format!(
+    crate::completions::shell_with_config(
+        env,
+        program,
+        &format!(
             "[targets.prod-orders]\nhost = \"h\"\n[targets.\"$(touch {home}/pwned1)\"]\nhost = \"h\"\n[targets.\"`touch {home}/pwned2`\"]\nhost = \"h\"\n[targets.\"p;touch {home}/pwned3\"]\nhost = \"h\"\n"
         ),
     )
-    .unwrap();
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_rdsiam")).parent().unwrap();
-    let mut cmd = Command::new(program);
-    cmd.env_clear()
-        .env("HOME", env.home())
-        .env("RDSIAM_CONFIG", &config)
-        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    cmd
 }
 
 #[track_caller]
