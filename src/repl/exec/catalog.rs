@@ -1,25 +1,49 @@
 //! psql's catalogue queries behind `\dt`, `\d`, `\l` and `\du`, and
 //! `\d NAME`'s look-up of what kind of relation a name is.
 
+use std::cell::Cell;
+
 use tokio_postgres::SimpleQueryMessage;
 
 use crate::error::Failure;
 
-use super::{Runner, StmtError};
+use super::{Runner, StmtError, interrupt};
 
 impl Runner {
     /// `\d NAME`: the relation's columns, and its indexes when it has any.
     pub(super) async fn describe(&mut self, name: &str) -> Result<(), StmtError> {
         let lit = literal(name);
         self.ensure_session().await?;
-        let found = self
-            .link
-            .client()
-            .expect("ensure_session connected")
-            .simple_query(&format!(
-                "SELECT c.relkind::text FROM pg_class c WHERE c.oid = to_regclass({lit})"
-            ))
-            .await;
+        let query =
+            format!("SELECT c.relkind::text FROM pg_class c WHERE c.oid = to_regclass({lit})");
+        let interactive = self.interactive();
+        let Runner {
+            link,
+            interrupts,
+            statements,
+            ..
+        } = self;
+        let client = link.client().expect("ensure_session connected");
+        // The look-up waits on the server like any statement: Ctrl-C must
+        // reach it (a dead link would otherwise hold the prompt).
+        let cancelled = Cell::new(false);
+        let found = interrupt::cancellable(
+            client.simple_query(&query),
+            &cancelled,
+            interrupts,
+            link,
+            client.cancel_token(),
+            interactive,
+            *statements,
+        )
+        .await;
+        if cancelled.get() {
+            self.interrupts.mark_cancelled();
+        }
+        let Some(found) = found else {
+            self.link.drop_session();
+            return Err(StmtError::Abandoned);
+        };
         let found = match found {
             Ok(messages) => messages.into_iter().find_map(|m| match m {
                 SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
