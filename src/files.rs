@@ -29,21 +29,27 @@ impl std::fmt::Display for ReadError {
 }
 
 /// Read `path` when it is a regular file (symlinks followed) of at most
-/// `cap` bytes. The type is checked before opening: opening a FIFO for
-/// reading blocks until a writer comes.
+/// `cap` bytes. Opened without blocking and checked on the open file, so a
+/// FIFO (whose open would wait for a writer) can't hang us, even one swapped
+/// in after a look at the path.
 pub fn read_regular(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+    {
+        Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(ReadError::Missing),
         Err(err) => return Err(ReadError::Io(err)),
     };
+    let meta = file.metadata().map_err(ReadError::Io)?;
     if !meta.is_file() {
         return Err(ReadError::NotRegular(kind(&meta)));
     }
     if meta.len() > cap {
         return Err(ReadError::TooLarge(cap));
     }
-    let file = std::fs::File::open(path).map_err(ReadError::Io)?;
     let mut bytes = Vec::new();
     // The file may grow between stat and read.
     file.take(cap + 1)
@@ -112,6 +118,13 @@ mod tests {
         assert!(matches!(
             read_regular(Path::new("/dev/zero"), 10),
             Err(ReadError::NotRegular("device"))
+        ));
+        // A FIFO with no writer: refused at once, never waited on.
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(matches!(
+            read_regular(&fifo, 10),
+            Err(ReadError::NotRegular("FIFO (named pipe)"))
         ));
     }
 }
