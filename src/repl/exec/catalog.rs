@@ -37,13 +37,7 @@ impl Runner {
             *statements,
         )
         .await;
-        if cancelled.get() {
-            self.interrupts.mark_cancelled();
-        }
-        let Some(found) = found else {
-            self.link.drop_session();
-            return Err(StmtError::Abandoned);
-        };
+        let found = self.settle(&cancelled, found)?;
         let found = match found {
             Ok(messages) => messages.into_iter().find_map(|m| match m {
                 SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),

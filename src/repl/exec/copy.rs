@@ -350,17 +350,10 @@ impl Runner {
             *statements,
         )
         .await;
-        if cancelled.get() {
-            self.interrupts.mark_cancelled();
-        }
-        match result {
-            None => {
-                self.link.drop_session();
-                Err(StmtError::Abandoned)
-            }
-            Some(Ok(())) => Ok(()),
-            Some(Err(CopyError::Server(err))) => Err(self.statement_failed(sql, &err).await),
-            Some(Err(CopyError::Local(err))) => Err(StmtError::Local(err)),
+        match self.settle(&cancelled, result)? {
+            Ok(()) => Ok(()),
+            Err(CopyError::Server(err)) => Err(self.statement_failed(sql, &err).await),
+            Err(CopyError::Local(err)) => Err(StmtError::Local(err)),
         }
     }
 }

@@ -100,6 +100,24 @@ impl Interrupts {
     }
 }
 
+impl super::Runner {
+    /// After a [`cancellable`] wait: remember a Ctrl-C for the script, and
+    /// give up a session whose statement may still be running.
+    pub(super) fn settle<T>(
+        &mut self,
+        cancelled: &Cell<bool>,
+        result: Option<T>,
+    ) -> Result<T, super::StmtError> {
+        if cancelled.get() {
+            self.interrupts.mark_cancelled();
+        }
+        result.ok_or_else(|| {
+            self.link.drop_session();
+            super::StmtError::Abandoned
+        })
+    }
+}
+
 /// Wait for `work` (a statement, with its Describe) while turning Ctrl-C
 /// into a cancel request for the session's backend. `cancelled` is set as
 /// soon as a cancel was asked for, so `work` can skip what it has not

@@ -419,15 +419,7 @@ impl Runner {
             *statements,
         )
         .await;
-        if cancelled.get() {
-            self.interrupts.mark_cancelled();
-        }
-        let Some(result) = result else {
-            // The statement may still be running: this session is not to
-            // be trusted with another one.
-            self.link.drop_session();
-            return Err(StmtError::Abandoned);
-        };
+        let result = self.settle(&cancelled, result)?;
         let elapsed = started.elapsed();
         let (statement, messages) = match result {
             Ok(Some(done)) => done,
