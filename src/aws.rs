@@ -167,24 +167,9 @@ pub async fn load(settings: &AwsSettings) -> Result<Aws> {
     let region_value = Region::new(region.clone());
     let provider_config = ProviderConfig::default().with_region(Some(region_value.clone()));
 
-    let provider = match &settings.profile {
-        Some(profile) => SharedCredentialsProvider::new(
-            ProfileFileCredentialsProvider::builder()
-                .configure(&provider_config)
-                .profile_name(profile)
-                .build(),
-        ),
-        None => {
-            let mut chain =
-                aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                    .configure(provider_config)
-                    .region(region_value.clone())
-                    .imds_client(imds);
-            if let Some(profile) = env_var("AWS_PROFILE") {
-                chain = chain.profile_name(&profile);
-            }
-            SharedCredentialsProvider::new(chain.build().await)
-        }
+    let provider = match bounded_process(settings).await {
+        Some(process) => SharedCredentialsProvider::new(process),
+        None => sdk_provider(settings, provider_config, region_value.clone(), imds).await,
     };
     let credentials = provide(&provider, settings).await?;
 
@@ -205,6 +190,46 @@ pub async fn load(settings: &AwsSettings) -> Result<Aws> {
         endpoint_url: settings.endpoint_url.clone(),
         sdk: Some(sdk),
     })
+}
+
+/// The profile's `credential_process`, run by us with bounds
+/// ([`crate::credproc`]), when that is where the SDK would get credentials:
+/// the named profile, or the default chain's when no keys are in the
+/// environment.
+async fn bounded_process(settings: &AwsSettings) -> Option<crate::credproc::BoundedProcess> {
+    if settings.profile.is_none() && env_var("AWS_ACCESS_KEY_ID").is_some() {
+        return None;
+    }
+    let command = crate::credproc::command_for(&profile_name(settings)).await?;
+    Some(crate::credproc::BoundedProcess::new(command))
+}
+
+/// The SDK's own providers: the named profile, or the default chain.
+async fn sdk_provider(
+    settings: &AwsSettings,
+    provider_config: ProviderConfig,
+    region_value: Region,
+    imds: imds::Client,
+) -> SharedCredentialsProvider {
+    match &settings.profile {
+        Some(profile) => SharedCredentialsProvider::new(
+            ProfileFileCredentialsProvider::builder()
+                .configure(&provider_config)
+                .profile_name(profile)
+                .build(),
+        ),
+        None => {
+            let mut chain =
+                aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                    .configure(provider_config)
+                    .region(region_value.clone())
+                    .imds_client(imds);
+            if let Some(profile) = env_var("AWS_PROFILE") {
+                chain = chain.profile_name(&profile);
+            }
+            SharedCredentialsProvider::new(chain.build().await)
+        }
+    }
 }
 
 /// Ask `provider`, within the API timeout: a `credential_process` that never

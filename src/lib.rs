@@ -7,10 +7,12 @@
 pub mod aws;
 pub mod bounded;
 pub mod ca;
+pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod connect;
+pub mod credproc;
 pub mod doctor;
 pub mod endpoint;
 pub mod error;

@@ -13,7 +13,9 @@ use crate::target::{Conn, Via};
 
 /// Variables that would fight the ones we set if inherited (a stray
 /// PGHOSTADDR bypasses the endpoint; PGREQUIREAUTH or a client certificate
-/// can refuse the password login).
+/// can refuse the password login). The TLS ones are rdsiam's to set: under
+/// `rdsiam run` the hop is a private socket without TLS, and `rdsiam psql`
+/// sets its own.
 pub const MANAGED: &[&str] = &[
     "PGHOST",
     "PGHOSTADDR",
@@ -33,6 +35,22 @@ pub const MANAGED: &[&str] = &[
     "PGSSLKEY",
     "PGREQUIREAUTH",
     "PGTARGETSESSIONATTRS",
+    // These fail every token login (or every login through the proxy's
+    // plain local hop): channel binding needs SCRAM, a required client
+    // certificate or peer name, protocol limits, SSL required (issue 24).
+    "PGCHANNELBINDING",
+    "PGSSLCERTMODE",
+    "PGREQUIREPEER",
+    "PGREQUIRESSL",
+    "PGMINPROTOCOLVERSION",
+    "PGMAXPROTOCOLVERSION",
+    "PGLOADBALANCEHOSTS",
+    "PGSSLMINPROTOCOLVERSION",
+    "PGSSLMAXPROTOCOLVERSION",
+    "PGSSLCRL",
+    "PGSSLCRLDIR",
+    "PGSSLSNI",
+    "PGPASSFILE",
 ];
 
 /// `PG…` variables for `resolved` with the merged connection settings,

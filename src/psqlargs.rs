@@ -14,23 +14,72 @@ use crate::error::Failure;
 /// `aAbc:d:eEf:F:h:HlL:no:p:P:qR:sStT:U:v:VwWxXz?01`).
 const SHORT_WITH_VALUE: &[u8] = b"cdfFhLopPRTUv";
 
-/// psql's long options that take a value.
-const LONG_WITH_VALUE: &[&str] = &[
-    "command",
-    "dbname",
-    "file",
-    "field-separator",
-    "host",
-    "log-file",
-    "output",
-    "port",
-    "pset",
-    "record-separator",
-    "table-attr",
-    "username",
-    "set",
-    "variable",
+/// How a long option takes its value, as in `struct option`.
+#[derive(Clone, Copy, PartialEq)]
+enum HasArg {
+    No,
+    Required,
+    Optional,
+}
+
+/// psql's long options (`long_options[]` in src/bin/psql/startup.c) with the
+/// short letter each stands for; getopt_long accepts any unique prefix of
+/// these names, so `--db=` is `--dbname=` and `--ho` is `--host` (issue 24).
+const LONG_OPTIONS: &[(&str, HasArg, char)] = &[
+    ("echo-all", HasArg::No, 'a'),
+    ("no-align", HasArg::No, 'A'),
+    ("command", HasArg::Required, 'c'),
+    ("dbname", HasArg::Required, 'd'),
+    ("echo-queries", HasArg::No, 'e'),
+    ("echo-errors", HasArg::No, 'b'),
+    ("echo-hidden", HasArg::No, 'E'),
+    ("file", HasArg::Required, 'f'),
+    ("field-separator", HasArg::Required, 'F'),
+    ("field-separator-zero", HasArg::No, 'z'),
+    ("host", HasArg::Required, 'h'),
+    ("html", HasArg::No, 'H'),
+    ("list", HasArg::No, 'l'),
+    ("log-file", HasArg::Required, 'L'),
+    ("no-readline", HasArg::No, 'n'),
+    ("single-transaction", HasArg::No, '1'),
+    ("output", HasArg::Required, 'o'),
+    ("port", HasArg::Required, 'p'),
+    ("pset", HasArg::Required, 'P'),
+    ("quiet", HasArg::No, 'q'),
+    ("record-separator", HasArg::Required, 'R'),
+    ("record-separator-zero", HasArg::No, '0'),
+    ("single-step", HasArg::No, 's'),
+    ("single-line", HasArg::No, 'S'),
+    ("tuples-only", HasArg::No, 't'),
+    ("table-attr", HasArg::Required, 'T'),
+    ("username", HasArg::Required, 'U'),
+    ("set", HasArg::Required, 'v'),
+    ("variable", HasArg::Required, 'v'),
+    ("version", HasArg::No, 'V'),
+    ("no-password", HasArg::No, 'w'),
+    ("password", HasArg::No, 'W'),
+    ("expanded", HasArg::No, 'x'),
+    ("no-psqlrc", HasArg::No, 'X'),
+    ("help", HasArg::Optional, '?'),
+    ("csv", HasArg::No, '2'),
 ];
+
+/// The long option `name` names, by getopt_long's rule: an exact name wins,
+/// else a prefix of exactly one option (or of several that mean the same).
+fn long_option(name: &str) -> Option<(&'static str, HasArg, char)> {
+    if let Some(exact) = LONG_OPTIONS.iter().find(|(n, ..)| *n == name) {
+        return Some(*exact);
+    }
+    let mut found: Option<(&'static str, HasArg, char)> = None;
+    for option in LONG_OPTIONS.iter().filter(|(n, ..)| n.starts_with(name)) {
+        match found {
+            None => found = Some(*option),
+            Some((_, has_arg, letter)) if has_arg == option.1 && letter == option.2 => {}
+            Some(_) => return None,
+        }
+    }
+    found
+}
 
 /// Connection-string keys that move the connection or change its TLS.
 const MANAGED_KEYS: &[&str] = &[
@@ -71,19 +120,26 @@ pub fn check(args: &[OsString]) -> Result<()> {
                 Some((name, value)) => (name, Some(value.to_owned())),
                 None => (long, None),
             };
-            if !LONG_WITH_VALUE.contains(&name) {
-                continue;
-            }
-            let value = match inline {
-                Some(value) => value,
-                None => {
+            // psql would stop at an unknown or ambiguous option; we can't
+            // tell what a newer psql would do with it, so refuse it too.
+            let Some((full, has_arg, letter)) = long_option(name) else {
+                return Err(Failure::usage(format!(
+                    "psql argument `{arg}` is not one of psql's options, or is an ambiguous abbreviation"
+                ))
+                .hint("spell psql's long options in full (see `psql --help`)")
+                .into());
+            };
+            let value = match (has_arg, inline) {
+                (_, Some(value)) => value,
+                (HasArg::Required, None) => {
                     i += 1;
                     args.get(i - 1).cloned().unwrap_or_default()
                 }
+                (_, None) => continue,
             };
-            match name {
-                "host" | "port" => return Err(option_refused(arg, name)),
-                "dbname" => check_dbname(&value)?,
+            match letter {
+                'h' | 'p' => return Err(option_refused(arg, full)),
+                'd' => check_dbname(&value)?,
                 _ => {}
             }
             continue;
@@ -114,6 +170,10 @@ pub fn check(args: &[OsString]) -> Result<()> {
 }
 
 fn option_refused(arg: &str, what: &str) -> anyhow::Error {
+    let what = match what {
+        "host" | "h" => "host",
+        _ => "port",
+    };
     Failure::usage(format!(
         "psql argument `{arg}` sets the {what}, which rdsiam manages"
     ))
@@ -211,6 +271,15 @@ mod tests {
             &["dbname=app application_name=x"],
             &["--set=sslmode=disable", "--pset", "format=csv"],
             &["-X", "-f", "host=x.sql"],
+            &[
+                "--tuples",
+                "--no-a",
+                "--var",
+                "x=1",
+                "--csv",
+                "--help=variables",
+            ],
+            &["--comm=select 1", "--echo-q", "--set", "sslmode=disable"],
         ] {
             run(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         }
@@ -231,6 +300,20 @@ mod tests {
             &["--host=evil.example"],
             &["-p", "1"],
             &["--", "requiressl=0"],
+            // getopt_long's unique prefixes (issue 24): psql reads these as
+            // --dbname, --host and --port.
+            &["--d=host=127.0.0.1 sslmode=disable"],
+            &["--db=host=127.0.0.1 port=1 sslmode=disable"],
+            &["--dbn", "sslmode=disable"],
+            &["--ho=evil.example"],
+            &["--ho", "evil.example"],
+            &["--po=1"],
+            &["--por", "1"],
+            &["-XAd", "sslmode=disable"],
+            // Unknown and ambiguous long options (psql refuses them too).
+            &["--s=x"],
+            &["--hostaddr=10.0.0.1"],
+            &["--sslmode=disable"],
         ] {
             let err = run(args).expect_err(&format!("{args:?} accepted"));
             assert_eq!(crate::error::exit_code(&err), 2, "{args:?}");

@@ -7,7 +7,10 @@
 //! Signals: the terminal's SIGINT and SIGQUIT reach COMMAND directly (same
 //! foreground process group); we only outlive them, so the proxy is there
 //! while COMMAND cancels its query and exits. SIGTERM and SIGHUP sent to us
-//! are passed on. Our status is COMMAND's (128+N for signal N).
+//! are passed on, and so are SIGINT and SIGQUIT that a process sent to our
+//! PID alone ([`crate::child`]). Our status is COMMAND's (128+N for signal
+//! N). If we are killed outright, the kernel kills COMMAND, and the next run
+//! removes the directory we left.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -20,6 +23,7 @@ use nix::unistd::Pid;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::child::{From, Interrupts};
 use crate::cli::{LogFormat, PsqlArgs, RunArgs};
 use crate::error::{Failure, Kind};
 use crate::pgenv;
@@ -36,8 +40,11 @@ const RATE: u32 = 100;
 
 pub fn run(args: RunArgs) -> Result<u8> {
     let (planned, bare) = planned(&args.target, &args.conn, args.target.target.as_deref())?;
+    // Before the runtime starts a thread: SIGINT and SIGQUIT are read with
+    // their sender, never delivered the default way.
+    let blocked = Interrupts::block()?;
     let rt = proxy_runtime()?;
-    let result = rt.block_on(supervise(planned, bare, &args));
+    let result = rt.block_on(supervise(planned, bare, &args, blocked));
     rt.shutdown_timeout(Duration::from_millis(200));
     result
 }
@@ -54,21 +61,29 @@ pub fn psql(args: PsqlArgs, psql: PathBuf) -> Result<u8> {
     })
 }
 
-async fn supervise(planned: super::proxy::Planned, bare: bool, args: &RunArgs) -> Result<u8> {
+async fn supervise(
+    planned: super::proxy::Planned,
+    bare: bool,
+    args: &RunArgs,
+    blocked: crate::child::Blocked,
+) -> Result<u8> {
     // Installed before anything else: from now on these signals are ours
     // to handle, and COMMAND (exec resets handlers) gets the defaults.
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigquit = signal(SignalKind::quit())?;
+    let mut interrupts = Interrupts::new(blocked)?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
 
     // Before COMMAND runs, a signal stops rdsiam itself (the RDS API may hang).
     let up = tokio::select! {
         r = resolve(planned, bare) => Arc::new(r?),
-        _ = sigint.recv() => return Ok(130),
+        r = interrupts.recv() => return Ok(match r?.0 {
+            Signal::SIGQUIT => 131,
+            _ => 130,
+        }),
         _ = sigterm.recv() => return Ok(143),
         _ = sighup.recv() => return Ok(129),
     };
+    PrivateDir::remove_stale();
     let dir = PrivateDir::new()?;
     let (listener, socket) = proxy::bind_unix(dir.path(), PORT)?;
     let shared = Arc::new(Shared::new(
@@ -92,6 +107,7 @@ async fn supervise(planned: super::proxy::Planned, bare: bool, args: &RunArgs) -
     let program = &args.command[0];
     let mut command = tokio::process::Command::new(program);
     command.args(&args.command[1..]);
+    crate::child::die_with_us(&mut command);
     for (name, value) in environment(&up, dir.path()) {
         match value {
             Some(value) => command.env(name, value),
@@ -123,9 +139,14 @@ async fn supervise(planned: super::proxy::Planned, bare: bool, args: &RunArgs) -
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
-            // The terminal sent it to COMMAND too; COMMAND decides.
-            _ = sigint.recv() => {}
-            _ = sigquit.recv() => {}
+            r = interrupts.recv() => match r {
+                // The terminal sent it to COMMAND too; COMMAND decides.
+                Ok((_, From::Terminal)) => {}
+                // Aimed at us alone (`kill -INT PID`): COMMAND decides too.
+                Ok((sig, From::Process(sender))) if Some(sender) != pid.map(|p| p.as_raw()) => forward(sig),
+                Ok(_) => {}
+                Err(_) => {}
+            },
             _ = sigterm.recv() => forward(Signal::SIGTERM),
             _ = sighup.recv() => forward(Signal::SIGHUP),
         }
@@ -242,6 +263,40 @@ impl PrivateDir {
 
     fn path(&self) -> &Path {
         &self.0
+    }
+
+    /// Removes the directories earlier runs of ours left behind when they
+    /// were killed (SIGKILL runs no destructor): named for a PID that is
+    /// gone, owned by us, not a symlink.
+    fn remove_stale() {
+        use std::os::unix::fs::MetadataExt;
+        let base = std::env::temp_dir();
+        let Ok(entries) = std::fs::read_dir(&base) else {
+            return;
+        };
+        let me = nix::unistd::geteuid().as_raw();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("rdsiam-run-"))
+                .and_then(|rest| rest.split_once('-'))
+                .and_then(|(pid, _)| pid.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if !meta.is_dir() || meta.uid() != me || pid <= 0 {
+                continue;
+            }
+            // ESRCH: no such process. Any other answer (alive, or alive
+            // under another user) keeps the directory.
+            if kill(Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 }
 

@@ -8,7 +8,15 @@ use std::path::Path;
 
 /// Layers, lowest first: a module may use modules of lower layers only.
 const LAYERS: &[&[&str]] = &[
-    &["output", "files", "hardening", "bounded", "token"],
+    &[
+        "output",
+        "files",
+        "hardening",
+        "bounded",
+        "token",
+        "credproc",
+        "child",
+    ],
     &["tap"],
     &["error"],
     &["ca"],

@@ -1,6 +1,7 @@
 //! One integration-test binary (links once): the real `rdsiam` binary against
 //! the testkit's stand-ins for AWS and a real PostgreSQL.
 
+mod adversarial;
 mod check;
 mod completions;
 mod config;

@@ -236,3 +236,121 @@ fn ctrl_c_in_a_terminal_cancels_the_childs_query_and_rdsiam_waits_for_it() {
     assert_eq!(status.code(), Some(1), "{}", pty.screen());
     assert!(leftovers(&env).is_empty(), "{:?}", leftovers(&env));
 }
+
+/// Starts `run … -- COMMAND` and waits until its socket directory exists.
+fn started(env: &Env, gate: &Gate, command: &[&str]) -> std::process::Child {
+    let child = run_cmd(env, gate, command)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while leftovers(env).is_empty() {
+        assert!(Instant::now() < deadline, "no socket dir appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
+fn signal(pid: u32, name: &str) {
+    assert!(
+        Command::new("kill")
+            .args([&format!("-{name}"), &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rdsiam run did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigint_and_sigquit_sent_to_rdsiams_own_pid_reach_command() {
+    let env = Env::new();
+    let gate = gate();
+    for (name, code) in [("INT", 130), ("QUIT", 131)] {
+        let mut child = started(&env, &gate, &["sleep", "30"]);
+        signal(child.id(), name);
+        let status = wait_exit(&mut child, Duration::from_secs(10));
+        assert_eq!(status.code(), Some(code), "SIG{name}");
+        assert!(leftovers(&env).is_empty(), "{:?}", leftovers(&env));
+    }
+}
+
+fn alive(pid: &str) -> bool {
+    // A zombie waiting for its new parent to reap it is dead too.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn command_dies_with_a_killed_rdsiam_and_the_next_run_removes_its_directory() {
+    let env = Env::new();
+    let gate = gate();
+    let pidfile = env.home().join("command.pid");
+    let script = format!("echo $$ > '{}'; exec sleep 60", pidfile.display());
+    let mut child = started(&env, &gate, &["sh", "-c", &script]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        if let Ok(text) = std::fs::read_to_string(&pidfile)
+            && !text.trim().is_empty()
+        {
+            break text.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "COMMAND never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(alive(&pid));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(&pid) {
+        if Instant::now() > deadline {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("COMMAND (pid {pid}) outlived a SIGKILLed rdsiam");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGKILL left the directory; the next run removes it (ours, PID gone).
+    assert_eq!(leftovers(&env).len(), 1, "{:?}", leftovers(&env));
+    // Someone else's look-alike and a live PID's directory are kept.
+    let tmp = tmpdir(&env);
+    let live = tmp.join(format!("rdsiam-run-{}-0000beef", std::process::id()));
+    std::fs::create_dir(&live).unwrap();
+    expect(&mut run_cmd(&env, &gate, &["true"]), 0);
+    assert_eq!(
+        leftovers(&env),
+        [live.file_name().unwrap().to_string_lossy().into_owned()]
+    );
+}
+
+#[test]
+fn libpq_variables_that_break_the_private_hop_are_not_inherited() {
+    let env = Env::new();
+    let gate = gate();
+    let psql = psql();
+    let mut cmd = run_cmd(&env, &gate, &[&psql, "-XtAc", "select current_user"]);
+    cmd.env("PGCHANNELBINDING", "require")
+        .env("PGREQUIREPEER", "postgres")
+        .env("PGSSLCERTMODE", "require")
+        .env("PGREQUIRESSL", "1");
+    let out = expect(&mut cmd, 0);
+    assert_eq!(out.stdout.trim(), "iamuserapp");
+}
