@@ -260,6 +260,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('--no-config', '--no-config', [CompletionResultType]::ParameterName, 'Ignore the config file')
             [CompletionResult]::new('--reader', '--reader', [CompletionResultType]::ParameterName, 'With --cluster: the reader endpoint (same policy as the writer)')
             [CompletionResult]::new('--proxy-role', '--proxy-role', [CompletionResultType]::ParameterName, 'For an end-to-end IAM proxy: print the policy its own role needs instead')
+            [CompletionResult]::new('--allow-policy-variables', '--allow-policy-variables', [CompletionResultType]::ParameterName, 'Let --user hold IAM policy variables such as `${aws:username}`, which IAM expands per caller (refused unless asked for)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')

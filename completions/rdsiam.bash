@@ -613,7 +613,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__policy)
-            opts="-U -o -h -V --no-config --proxy --cluster --reader --instance --host --user --account --proxy-role --region --profile --endpoint-url --api-timeout --output --help --version"
+            opts="-U -o -h -V --no-config --proxy --cluster --reader --instance --host --user --account --proxy-role --allow-policy-variables --region --profile --endpoint-url --api-timeout --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

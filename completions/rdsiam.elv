@@ -243,6 +243,7 @@ set edit:completion:arg-completer[rdsiam] = {|@words|
             cand --no-config 'Ignore the config file'
             cand --reader 'With --cluster: the reader endpoint (same policy as the writer)'
             cand --proxy-role 'For an end-to-end IAM proxy: print the policy its own role needs instead'
+            cand --allow-policy-variables 'Let --user hold IAM policy variables such as `${aws:username}`, which IAM expands per caller (refused unless asked for)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'

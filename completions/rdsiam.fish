@@ -198,6 +198,7 @@ terraform\t'`data "aws_iam_policy_document"` blocks'"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -l no-config -d 'Ignore the config file'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -l reader -d 'With --cluster: the reader endpoint (same policy as the writer)'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -l proxy-role -d 'For an end-to-end IAM proxy: print the policy its own role needs instead'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -l allow-policy-variables -d 'Let --user hold IAM policy variables such as `${aws:username}`, which IAM expands per caller (refused unless asked for)'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand policy" -s V -l version -d 'Print version'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l proxy -d 'RDS Proxy name (exact match first, then case-insensitive)' -r

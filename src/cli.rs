@@ -396,6 +396,11 @@ pub struct PolicyArgs {
     #[arg(long)]
     pub proxy_role: bool,
 
+    /// Let --user hold IAM policy variables such as `${aws:username}`, which
+    /// IAM expands per caller (refused unless asked for)
+    #[arg(long)]
+    pub allow_policy_variables: bool,
+
     #[command(flatten)]
     pub aws: AwsArgs,
 

@@ -76,6 +76,26 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Text shown on one line (a table cell, a report line), from a config file
+/// or a server: every control character escaped, newline and tab too, so it
+/// can neither drive the terminal nor break the layout (issue 24).
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 /// Warnings go to stderr with our prefix; stdout stays machine-readable.
 pub fn warn(message: &str) {
     eprintln!("rdsiam: warning: {message}");

@@ -258,6 +258,38 @@ fn env_entry() -> Result<Entry> {
     Ok(entry)
 }
 
+/// Variables other than AWS_* and RDSIAM_* that we or libpq read as text.
+const TEXT_VARS: &[&str] = &[
+    "PGUSER",
+    "PGDATABASE",
+    "PGSSLROOTCERT",
+    "PGAPPNAME",
+    "TMPDIR",
+];
+
+/// Every AWS_*, RDSIAM_* and other variable we read holds UTF-8 (issue 24):
+/// the SDK silently skips one that doesn't, so a non-UTF-8 AWS_PROFILE meant
+/// the `default` profile (another identity), a non-UTF-8
+/// AWS_ENDPOINT_URL_RDS the public endpoint, a non-UTF-8 AWS_SESSION_TOKEN
+/// a signature without it. Checked before anything else reads them.
+pub fn check_env_encoding() -> Result<()> {
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let ours =
+            name.starts_with("AWS_") || name.starts_with("RDSIAM_") || TEXT_VARS.contains(&name);
+        if ours && value.to_str().is_none() {
+            return Err(Failure::usage(format!(
+                "the environment variable {name} is not valid UTF-8"
+            ))
+            .hint(format!(
+                "set {name} to a UTF-8 value, or unset it (`unset {name}`)"
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// A variable we read ourselves: unset or empty is `None`; a value that is
 /// not UTF-8 is an error, never silently ignored (for PGSSLROOTCERT that
 /// would widen trust to the built-in bundle).

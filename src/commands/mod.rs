@@ -27,6 +27,9 @@ pub fn run(cli: Cli) -> Result<u8> {
     ) {
         crate::hardening::no_core_dumps();
     }
+    if !matches!(cli.command, Command::Completions(_) | Command::Man) {
+        crate::target::check_env_encoding()?;
+    }
     match cli.command {
         Command::Token(args) => token::run(args),
         Command::Check(args) => check::run(args),

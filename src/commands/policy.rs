@@ -89,6 +89,18 @@ pub fn run(args: PolicyArgs) -> Result<u8> {
                 .into(),
         );
     }
+    // IAM expands `${aws:username}` and friends inside a Resource: the
+    // policy would allow a user per caller, not the one named (issue 24).
+    if !args.allow_policy_variables
+        && let Some(variable) = users.iter().find(|u| u.contains("${"))
+    {
+        return Err(Failure::usage(format!(
+            "user `{}` holds an IAM policy variable (`${{…}}`), which IAM expands per caller",
+            crate::output::one_line(variable)
+        ))
+        .hint("pass the database user name itself, or add --allow-policy-variables if a per-caller user is what you mean")
+        .into());
+    }
     let mut seen = std::collections::HashSet::new();
     users.retain(|u| seen.insert(u.clone()));
     if let Some(account) = &args.account

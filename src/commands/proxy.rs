@@ -267,6 +267,13 @@ pub(crate) async fn resolve(planned: Planned, bare: bool) -> Result<Upstream> {
 /// Which RDS resource a bare name is: a proxy, then a cluster, then an instance.
 async fn bare_selector(name: &str, target: &Target) -> Result<target::Selector> {
     let aws = crate::aws::load(&target.aws).await?;
+    // A failed or silent API names its URL, as for any other target.
+    bare_lookup(name, &aws)
+        .await
+        .map_err(|err| endpoint::naming_endpoint(err, &aws.rds_endpoint()))
+}
+
+async fn bare_lookup(name: &str, aws: &crate::aws::Aws) -> Result<target::Selector> {
     let rds = aws.rds()?;
     let proxies = endpoint::list_proxies(&rds).await?;
     if proxies.iter().any(|e| e.name == name) {

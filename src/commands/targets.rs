@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::aws;
 use crate::cli::{TableOutput, TargetArgs, TargetsAction, TargetsArgs};
 use crate::config::{self, Config};
-use crate::output::{print, print_json, table};
+use crate::output::{one_line, print, print_json, table};
 use crate::target::{Source, layer_with};
 
 #[derive(Serialize)]
@@ -79,14 +79,18 @@ fn list(config: &Config, output: TableOutput) -> Result<u8> {
         TableOutput::Table => {
             let mut t = table(&["name", "kind", "resource", "user", "dbname", "region"]);
             for r in &rows {
-                t.add_row(vec![
-                    r.name,
-                    r.kind,
-                    r.resource,
-                    r.user.unwrap_or("-"),
-                    r.dbname.unwrap_or("-"),
-                    r.region.unwrap_or("-"),
-                ]);
+                // Names from the config file may hold ESC or newlines.
+                t.add_row(
+                    [
+                        r.name,
+                        r.kind,
+                        r.resource,
+                        r.user.unwrap_or("-"),
+                        r.dbname.unwrap_or("-"),
+                        r.region.unwrap_or("-"),
+                    ]
+                    .map(|cell| one_line(cell).into_owned()),
+                );
             }
             print(&format!("{t}\n"))?;
         }
@@ -131,7 +135,7 @@ fn show(config: &Config, name: &str, output: TableOutput) -> Result<u8> {
                     Source::Env => "env".to_owned(),
                     Source::Flag => "flag".to_owned(),
                 };
-                t.add_row(vec![r.key.to_owned(), r.value.clone(), from]);
+                t.add_row([r.key, &r.value, &from].map(|cell| one_line(cell).into_owned()));
             }
             print(&format!("{t}\n"))?;
         }

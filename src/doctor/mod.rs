@@ -26,7 +26,7 @@ use crate::target::{Selector, Target};
 /// Bumped only when a key is removed or changes meaning (README, "doctor").
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// How long any one AWS API step may take in all, retries included.
+/// How long any one AWS API step of `policy` may take in all, retries included.
 pub const API_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -191,13 +191,21 @@ impl Report {
     }
 
     pub fn render_text(&self) -> String {
+        // Names come from the command line and config, `found` and `next`
+        // from servers and APIs: none may drive the terminal (issue 24).
+        use crate::output::one_line;
         let t = &self.target;
-        let mut out = format!("rdsiam doctor: {} {} as {}", t.kind, t.name, t.user);
+        let mut out = format!(
+            "rdsiam doctor: {} {} as {}",
+            t.kind,
+            one_line(&t.name),
+            one_line(&t.user)
+        );
         if let Some(region) = &t.region {
-            out.push_str(&format!(", region {region}"));
+            out.push_str(&format!(", region {}", one_line(region)));
         }
         if let Some(via) = &t.via {
-            out.push_str(&format!(", via {via}"));
+            out.push_str(&format!(", via {}", one_line(via)));
         }
         out.push('\n');
         for step in &self.steps {
@@ -211,11 +219,11 @@ impl Report {
                 step.status.label(),
                 step.step,
                 step.name,
-                step.found
+                one_line(&step.found)
             ));
             if !step.is(Status::Ok) {
                 for next in &step.next {
-                    out.push_str(&format!("        next: {next}\n"));
+                    out.push_str(&format!("        next: {}\n", one_line(next)));
                 }
             }
         }

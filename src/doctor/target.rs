@@ -6,7 +6,7 @@
 use anyhow::Result;
 use aws_sdk_rds::types::TargetType;
 
-use super::{API_TIMEOUT, Findings, Step};
+use super::{Findings, Step};
 use crate::aws::Aws;
 use crate::endpoint::{self, Endpoint, EndpointKind, api_failure};
 use crate::error::{Failure, Kind};
@@ -213,8 +213,10 @@ pub async fn target(aws: &Aws, target: &Target, found: &mut Findings) -> (Step, 
         Ok(rds) => rds,
         Err(err) => return (step.fail_with(&err), None),
     };
+    // --api-timeout bounds each API step, as it does every other command's.
+    let api_timeout = target.aws.timeout();
     let resolved = tokio::time::timeout(
-        API_TIMEOUT,
+        api_timeout,
         endpoint::resolve(&rds, &target.selector, target.port),
     )
     .await;
@@ -224,20 +226,24 @@ pub async fn target(aws: &Aws, target: &Target, found: &mut Findings) -> (Step, 
                 step.fail(
                     Kind::Aws,
                     format!(
-                        "the RDS API did not answer within {}s",
-                        API_TIMEOUT.as_secs()
+                        "the RDS API at {} did not answer within {}s",
+                        aws.rds_endpoint(),
+                        api_timeout.as_secs()
                     ),
                 )
-                .then("check the network and --endpoint-url / AWS_ENDPOINT_URL_RDS"),
+                .then("check the network and --endpoint-url / AWS_ENDPOINT_URL_RDS; raise --api-timeout (RDSIAM_API_TIMEOUT) if it is just slow"),
                 None,
             );
         }
-        Ok(Err(err)) => return (step.fail_with(&err), None),
+        Ok(Err(err)) => {
+            let err = endpoint::naming_endpoint(err, &aws.rds_endpoint());
+            return (step.fail_with(&err), None);
+        }
         Ok(Ok(endpoint)) => endpoint,
     };
     let proxy = match &target.selector {
         Selector::Proxy(_) => {
-            let details = tokio::time::timeout(API_TIMEOUT, proxy_details(&rds, &endpoint.name))
+            let details = tokio::time::timeout(api_timeout, proxy_details(&rds, &endpoint.name))
                 .await
                 .unwrap_or_else(|_| Err(Failure::aws("DescribeDBProxies timed out").into()));
             details.ok()

@@ -50,15 +50,17 @@ impl Link {
     /// Log in now (a fresh token), so a bad login fails before any input.
     pub(super) async fn connect(&mut self) -> Result<()> {
         let session = open(&self.connector, &self.resolved, self.dbname.as_deref()).await?;
-        self.adopt(session).await;
-        Ok(())
+        self.adopt(session).await
     }
 
     /// Take a fresh session: notices on stderr from now on, and its
     /// backend's pid asked for while it is idle (a running statement can
     /// only be cancelled by pid from elsewhere, and behind a pooling proxy
     /// the cancel key may not name the backend).
-    async fn adopt(&mut self, session: Session) {
+    ///
+    /// No answer within the connect timeout is a server silent after login,
+    /// as `check` says: waiting on it would hang a script forever (issue 24).
+    async fn adopt(&mut self, session: Session) -> Result<()> {
         session.watch.print_notices(true);
         let asked = session.client.simple_query("SELECT pg_backend_pid()");
         self.pid = match tokio::time::timeout(self.connector.timeout, asked).await {
@@ -67,9 +69,18 @@ impl Link {
                 _ => None,
             }),
             // Without it, Ctrl-C has only the cancel request.
-            Ok(Err(_)) | Err(_) => None,
+            Ok(Err(_)) => None,
+            Err(_) => {
+                return Err(crate::error::Failure::network(format!(
+                    "the server went silent after login: no answer to a first query within {}s",
+                    self.connector.timeout.as_secs()
+                ))
+                .hint("the login worked; the server or a proxy stopped answering. Check the endpoint's status (`rdsiam list`) and try again, or raise --connect-timeout")
+                .into());
+            }
         };
         self.session = Some(session);
+        Ok(())
     }
 
     /// Whether `standard_conforming_strings` is on in the session (on
@@ -182,7 +193,9 @@ impl Link {
         };
         match connected {
             Some(Ok(session)) => {
-                self.adopt(session).await;
+                if let Err(err) = self.adopt(session).await {
+                    return Err(StmtError::NotSent(crate::error::render(&err)));
+                }
                 if std::mem::take(&mut self.lost) {
                     super::note(
                         interactive,
