@@ -204,10 +204,15 @@ fn environment(up: &Upstream, dir: &Path) -> Vec<(&'static str, Option<String>)>
             .as_deref()
             .map(enc)
             .unwrap_or_default();
+        // The socket directory percent-encoded in the host position: libpq
+        // (psql, psycopg), asyncpg, node-postgres and WHATWG URL parsers
+        // (Node's `new URL`) all take this form; `user@/db?host=…` is
+        // refused by `new URL`, and asyncpg ignores a `host` parameter when
+        // the URL names a host (issue 20, tests/clients).
         env.push((
             "DATABASE_URL",
             Some(format!(
-                "postgresql://{user}/{db}?host={}&port={PORT}",
+                "postgresql://{user}{}:{PORT}/{db}",
                 enc(&dir_text)
             )),
         ));

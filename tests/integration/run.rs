@@ -96,7 +96,7 @@ fn psql_gets_the_database_and_no_token() {
         .collect();
     assert_eq!(
         vars["DATABASE_URL"],
-        format!("postgresql://iamuserapp@/app?host={encoded_host}&port=5432")
+        format!("postgresql://iamuserapp@{encoded_host}:5432/app")
     );
     assert!(!vars.contains_key("PGPASSWORD"), "{vars:?}");
     assert!(!vars.contains_key("PGHOSTADDR"), "{vars:?}");
