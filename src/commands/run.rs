@@ -71,14 +71,17 @@ async fn supervise(planned: super::proxy::Planned, bare: bool, args: &RunArgs) -
     };
     let dir = PrivateDir::new()?;
     let (listener, socket) = proxy::bind_unix(dir.path(), PORT)?;
-    let shared = Arc::new(Shared::new(
-        Limits::new(args.max_connections as usize, RATE),
-        Log {
-            format: LogFormat::Text,
-            quiet: true,
-        },
-        vec![up.clone()],
-    ));
+    let shared = Arc::new(
+        Shared::new(
+            Limits::new(args.max_connections as usize, RATE),
+            Log {
+                format: LogFormat::Text,
+                quiet: true,
+            },
+            vec![up.clone()],
+        )
+        .private(),
+    );
     tokio::spawn(proxy::accept_loop(
         Listener {
             listen: Listen::Unix(listener, socket),
