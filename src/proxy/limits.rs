@@ -53,9 +53,12 @@ pub const CANCELS_PER_PEER: u32 = 10;
 /// A key that isn't one of ours never costs a dial.
 #[derive(Default)]
 pub struct Cancels {
-    keys: std::sync::Mutex<HashMap<(i32, Vec<u8>), Option<u32>>>,
+    keys: std::sync::Mutex<HashMap<CancelKey, Option<u32>>>,
     peers: std::sync::Mutex<HashMap<String, (Instant, u32)>>,
 }
+
+/// A session's BackendKeyData: its pid and secret key.
+type CancelKey = (i32, Vec<u8>);
 
 /// Why a cancel was dropped: the label for /metrics and the log's words.
 pub type Dropped = (&'static str, &'static str);
