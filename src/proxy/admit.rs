@@ -7,8 +7,9 @@
 //! The table is parsed here rather than asked through sock_diag netlink:
 //! the netlink crates (netlink-sys, netlink-packet-core and
 //! -sock-diag) would be three more dependencies and a raw socket for a
-//! look-up the kernel already prints as text, and a table read per
-//! connection costs well under a millisecond at a proxy's scale.
+//! look-up the kernel already prints as text. A read walks all the host's
+//! sockets (~20 ms of kernel time with 2,000 of them), so checks run on a
+//! thread of their own, and clients arriving together share one read.
 //!
 //! Root is not admitted unless it is the owner or named: root can read the
 //! owner's credentials anyway, but a root daemon tricked into connecting
@@ -16,6 +17,7 @@
 //! root` says it on purpose.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use super::wire::ErrorReply;
 
@@ -85,6 +87,11 @@ impl Admission {
     /// Admit or refuse; Ok carries the peer's uid when it was looked up.
     /// Reads the kernel's tables for TCP: call it off the runtime.
     pub fn check(&self, who: Who) -> Result<Option<u32>, Refusal> {
+        self.check_with(who, &mut Tables::default())
+    }
+
+    /// [`Admission::check`] with tables read at most once for many checks.
+    fn check_with(&self, who: Who, tables: &mut Tables) -> Result<Option<u32>, Refusal> {
         if self.any {
             return Ok(match who {
                 Who::Unix(uid) => uid,
@@ -102,7 +109,7 @@ impl Admission {
                 let why = self.tables.clone().unwrap_or_default();
                 return Err(self.unknown(&why));
             }
-            Who::Tcp { local, peer } => match tcp_owner(local, peer) {
+            Who::Tcp { local, peer } => match tables.owner(local, peer) {
                 Ok(Some(uid)) => uid,
                 Ok(None) => {
                     return Err(self.unknown(&format!(
@@ -204,23 +211,98 @@ fn tables_unreadable() -> Option<String> {
     }
 }
 
-/// The uid owning the client's end of the TCP connection `peer` → `local`.
-fn tcp_owner(local: SocketAddr, peer: SocketAddr) -> Result<Option<u32>, String> {
-    let (local, peer) = (canonical(local), canonical(peer));
-    for table in TABLES {
-        let text = match std::fs::read_to_string(table) {
-            Ok(text) => text,
-            // No IPv6 in this kernel: only tcp is there.
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound && table != TABLES[0] => {
-                continue;
+/// The kernel's TCP tables, each read when first needed and kept for a
+/// batch of checks: a read walks every socket of the host (about 20 ms
+/// with 2,000 sockets here), so the IPv6 table is read only when the
+/// IPv4 one doesn't have the peer.
+#[derive(Default)]
+struct Tables {
+    read: [Option<Result<String, String>>; 2],
+}
+
+impl Tables {
+    /// The uid owning the client's end of the TCP connection `peer` → `local`.
+    fn owner(&mut self, local: SocketAddr, peer: SocketAddr) -> Result<Option<u32>, String> {
+        let (local, peer) = (canonical(local), canonical(peer));
+        for (i, table) in TABLES.iter().enumerate() {
+            let text = self.read[i].get_or_insert_with(|| match std::fs::read_to_string(table) {
+                Ok(text) => Ok(text),
+                // No IPv6 in this kernel: only tcp is there.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound && i > 0 => {
+                    Ok(String::new())
+                }
+                Err(err) => Err(format!("{table} can't be read ({err})")),
+            });
+            let text = text.as_ref().map_err(Clone::clone)?;
+            if let Some(uid) = find_owner(text, local, peer) {
+                return Ok(Some(uid));
             }
-            Err(err) => return Err(format!("{table} can't be read ({err})")),
-        };
-        if let Some(uid) = find_owner(&text, local, peer) {
-            return Ok(Some(uid));
+        }
+        Ok(None)
+    }
+}
+
+/// One job for the checker thread: who, and where to send the verdict.
+type Job = (
+    Who,
+    tokio::sync::oneshot::Sender<Result<Option<u32>, Refusal>>,
+);
+
+/// Checks run on one thread of their own, off the runtime (the tables and
+/// the password database are file reads), each batch of waiting clients
+/// served by one read of the tables: a crowd of 300 costs a few reads, not
+/// 300 threads.
+pub struct Checker {
+    admission: Arc<Admission>,
+    jobs: std::sync::Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+}
+
+impl Checker {
+    pub fn new(admission: Admission) -> Checker {
+        Checker {
+            admission: Arc::new(admission),
+            jobs: std::sync::Mutex::new(None),
         }
     }
-    Ok(None)
+
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    pub async fn check(&self, who: Who) -> Result<Option<u32>, Refusal> {
+        if self.admission.any {
+            return self.admission.check(who);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = match self.jobs.lock() {
+            Ok(mut jobs) => {
+                let jobs = jobs.get_or_insert_with(|| self.start());
+                jobs.send((who, tx)).is_ok()
+            }
+            Err(_) => false,
+        };
+        let verdict = if sent { rx.await.ok() } else { None };
+        verdict.unwrap_or_else(|| Err(self.admission.unknown("the admission check is not running")))
+    }
+
+    fn start(&self) -> std::sync::mpsc::Sender<Job> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let admission = self.admission.clone();
+        // The thread ends when the proxy (the sender) is gone.
+        let _ = std::thread::Builder::new()
+            .name("rdsiam-admit".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut tables = Tables::default();
+                    let mut batch = vec![first];
+                    batch.extend(rx.try_iter());
+                    for (who, reply) in batch {
+                        let _ = reply.send(admission.check_with(who, &mut tables));
+                    }
+                }
+            });
+        tx
+    }
 }
 
 /// In one table, the socket whose own address is `peer` and whose remote is
@@ -319,7 +401,9 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, peer) = listener.accept().unwrap();
-        let owner = tcp_owner(server.local_addr().unwrap(), peer).unwrap();
+        let owner = Tables::default()
+            .owner(server.local_addr().unwrap(), peer)
+            .unwrap();
         assert_eq!(owner, Some(nix::unistd::geteuid().as_raw()));
         drop(client);
     }

@@ -53,17 +53,11 @@ pub async fn handle<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     // Who it is, before a byte of the startup is read.
-    let admission = shared.admission.clone();
-    let checked = tokio::task::spawn_blocking(move || admission.check(who)).await;
-    let uid = match checked {
-        Ok(Ok(uid)) => uid,
-        Ok(Err(refusal)) => {
+    let uid = match shared.admission.check(who).await {
+        Ok(uid) => uid,
+        Err(refusal) => {
             drop(pending);
             return refuse_peer(client, &peer, refusal, &shared).await;
-        }
-        Err(_) => {
-            shared.metrics.closed(Outcome::ClientError);
-            return;
         }
     };
 
@@ -475,7 +469,7 @@ fn check(
     {
         // The user name is the client's text: quoted for a shell, never raw.
         let (shown, sh) = (user.escape_debug(), shell_arg(pinned));
-        let hint = if shared.admission.private {
+        let hint = if shared.admission.admission().private {
             format!(
                 "connect with user={pinned} (psql -U {sh}): `rdsiam run` logs in only as its target's user"
             )

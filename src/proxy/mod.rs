@@ -113,8 +113,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub limits: Limits,
     pub log: Log,
-    /// Who may connect.
-    pub admission: Arc<Admission>,
+    /// Who may connect, and the thread that checks.
+    pub admission: admit::Checker,
     /// The sessions cancels may name, and each peer's cancel rate.
     pub cancels: Cancels,
     pending: Arc<tokio::sync::Semaphore>,
@@ -136,7 +136,7 @@ impl Shared {
             metrics: Metrics::new(),
             limits,
             log,
-            admission: Arc::new(Admission::owner_only()),
+            admission: admit::Checker::new(Admission::owner_only()),
             cancels: Cancels::default(),
             pending: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING)),
             refusing: Arc::new(tokio::sync::Semaphore::new(MAX_REFUSING)),
@@ -155,15 +155,15 @@ impl Shared {
 
     /// Admit whom `admission` says (the default: the owner only).
     pub fn with_admission(mut self, admission: Admission) -> Shared {
-        self.admission = Arc::new(admission);
+        self.admission = admit::Checker::new(admission);
         self
     }
 
     /// `rdsiam run`'s proxy: the owner only, and hints that fit it.
     pub fn private(mut self) -> Shared {
-        let mut admission = (*self.admission).clone();
+        let mut admission = self.admission.admission().clone();
         admission.private = true;
-        self.admission = Arc::new(admission);
+        self.admission = admit::Checker::new(admission);
         self
     }
 
