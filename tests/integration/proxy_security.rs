@@ -14,7 +14,7 @@ use rdsiam_testkit::gate::Fault;
 
 use crate::db::{ca_file, gate, postgres};
 use crate::proxy::{Proxy, http_get, metric, proxy_cmd, psql};
-use crate::support::{Env, REGION, closed_port, expect, output_within};
+use crate::support::{Env, REGION, closed_port, output_within};
 
 const NOBODY: u32 = 65534;
 
@@ -36,6 +36,27 @@ fn as_nobody(cmd: &Command) -> Command {
     }
     wrapped.env("HOME", "/").stdin(Stdio::null());
     wrapped
+}
+
+/// Run `cmd` (killed after 30 s: a proxy that should have refused to
+/// start would run forever) and expect exit `code` with an rdsiam error.
+#[track_caller]
+fn expect(cmd: &mut Command, code: i32) -> crate::support::Run {
+    let out = output_within(cmd, 30);
+    let run = crate::support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(
+        run.code, code,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    if code != 0 {
+        assert!(run.stderr.starts_with("rdsiam: "), "{}", run.stderr);
+    }
+    run
 }
 
 fn conninfo(port: u16, user: &str) -> String {
@@ -419,7 +440,14 @@ fn the_socket_is_never_reachable_by_others_even_while_it_is_made() {
         "select 'mine'",
     ]));
     assert_eq!((code, out.as_str()), (0, "mine"), "{err}");
+    // Killing strace leaves its tracee running: end the proxy itself too.
+    let pid = proxy.child.id();
+    let tracees =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
     drop(proxy);
+    for tracee in tracees.split_whitespace() {
+        let _ = Command::new("kill").args(["-KILL", tracee]).status();
+    }
     let out = spy.wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
