@@ -519,7 +519,13 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
     for path in sockets {
         let _ = std::fs::remove_file(path);
     }
-    log.line("stopped", &[]);
+    let dropped = Log::dropped();
+    if dropped > 0 {
+        log.line("stopped", &[("log_lines_dropped", Value::Num(dropped))]);
+    } else {
+        log.line("stopped", &[]);
+    }
+    Log::flush(Duration::from_secs(1));
     Ok(0)
 }
 

@@ -137,6 +137,7 @@ async fn supervise(planned: super::proxy::Planned, bare: bool, args: &RunArgs) -
     shared.tracker.close();
     shared.hard_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), shared.tracker.wait()).await;
+    Log::flush(Duration::from_secs(1));
     drop(dir);
     let status = status.map_err(|err| {
         Failure::new(

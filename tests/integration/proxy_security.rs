@@ -946,3 +946,63 @@ fn cycles_and_a_crowd_leak_nothing_and_extras_get_53300_at_once() {
     assert_eq!(fds(crowd_pid), crowd_fd_before);
     assert!(rss_kib(crowd_pid) < crowd_rss_before + 8 * 1024);
 }
+
+#[test]
+fn a_stderr_nobody_reads_does_not_stop_the_proxy() {
+    use std::io::BufRead;
+    let env = Env::new();
+    let gate = gate();
+    let (mut cmd, port) = proxy_cmd(&env, &gate, &["-U", "iamuserapp"]);
+    // stderr is a pipe nobody reads: it fills at 64 KiB.
+    /// Killed when dropped, if the test fails on the way.
+    struct Guard(std::process::Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut guard = Guard(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut guard.0;
+    let mut ready = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert!(ready.contains("ready on"), "{ready}");
+    // 1,500 refused packets, one log line of ~150 bytes each: over 200 KiB.
+    for _ in 0..1500 {
+        let (code, _, _) = refused_with(port, &i32::MAX.to_be_bytes());
+        assert_eq!(code, "08P01");
+    }
+    let mut s = login(port);
+    assert_eq!(
+        simple_query(&mut s, "select 'still serving'"),
+        "still serving"
+    );
+    drop(s);
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the proxy did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}
