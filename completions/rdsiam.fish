@@ -226,8 +226,10 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l max-connection-r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l max-sigterm-delay -d 'Seconds open connections get to finish after SIGTERM/SIGINT (a second signal ends at once)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l log-format -d 'Connection log format on stderr' -r -f -a "text\t'`rdsiam: proxy: open conn=1 client=… user=…`'
 json\t'One JSON object per line'"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l allow-user -d 'Also admit this local account (repeatable); by default only yours may connect, since whoever connects logs in as you' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l no-config -d 'Ignore the config file'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l allow-any-local-user -d 'Admit every local account (needed for a non-loopback --listen): each logs in as you'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -s V -l version -d 'Print version'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l proxy -d 'RDS Proxy name (exact match first, then case-insensitive)' -r

@@ -486,6 +486,15 @@ pub struct ListenArgs {
     /// Connection log format on stderr
     #[arg(long, value_enum, default_value_t = LogFormat::Text, help_heading = "Proxy")]
     pub log_format: LogFormat,
+
+    /// Also admit this local account (repeatable); by default only yours may connect, since
+    /// whoever connects logs in as you
+    #[arg(long, value_name = "NAME|UID", help_heading = "Proxy")]
+    pub allow_user: Vec<String>,
+
+    /// Admit every local account (needed for a non-loopback --listen): each logs in as you
+    #[arg(long, help_heading = "Proxy")]
+    pub allow_any_local_user: bool,
 }
 
 #[derive(Debug, Args)]

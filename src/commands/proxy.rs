@@ -16,6 +16,7 @@ use crate::connect::Connector;
 use crate::endpoint;
 use crate::error::{Failure, suggestions};
 use crate::output::warn;
+use crate::proxy::admit::{self, Admission};
 use crate::proxy::limits::Limits;
 use crate::proxy::log::{Log, Value};
 use crate::proxy::tokens::system_clock;
@@ -72,6 +73,9 @@ pub struct ListenPlan {
     pub rate: u32,
     pub sigterm_delay: Duration,
     pub log: LogFormat,
+    /// `--allow-user`, as uids.
+    pub allowed: Vec<u32>,
+    pub any: bool,
 }
 
 impl ListenPlan {
@@ -87,12 +91,14 @@ impl ListenPlan {
                     .into(),
             );
         }
-        if let Some(addr) = tcp
-            && !addr.ip().is_loopback()
-        {
-            warn(&format!(
-                "listening on {addr}, which is not loopback: anyone who can reach it logs in to the database as you"
-            ));
+        if let Some(addr) = tcp {
+            open_listen(addr, args.allow_any_local_user)?;
+        }
+        let mut allowed = Vec::new();
+        for user in &args.allow_user {
+            allowed.push(admit::resolve_user(user).map_err(|why| {
+                Failure::usage(why).hint("pass --allow-user with an account name or a numeric uid")
+            })?);
         }
         let http = args
             .http_address
@@ -107,8 +113,32 @@ impl ListenPlan {
             rate: args.max_connection_rate,
             sigterm_delay: Duration::from_secs(args.max_sigterm_delay),
             log: args.log_format,
+            allowed,
+            any: args.allow_any_local_user,
         })
     }
+}
+
+/// A listener beyond loopback admits whoever reaches it, whose account the
+/// proxy can't know: only with --allow-any-local-user spelled out.
+fn open_listen(addr: SocketAddr, any: bool) -> Result<()> {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    if !any {
+        return Err(Failure::usage(format!(
+            "--listen {addr} is not loopback: whoever reaches it would log in to the database as you, and the proxy can't tell who they are"
+        ))
+        .hint(format!(
+            "listen on 127.0.0.1:{port} (or [::1]:{port}); to serve other machines on purpose, add --allow-any-local-user",
+            port = addr.port()
+        ))
+        .into());
+    }
+    warn(&format!(
+        "listening on {addr}, which is not loopback: anyone who can reach it logs in to the database as you"
+    ));
+    Ok(())
 }
 
 fn parse_addr(value: &str, flag: &str) -> Result<SocketAddr> {
@@ -321,7 +351,16 @@ async fn bare_lookup(name: &str, aws: &crate::aws::Aws) -> Result<target::Select
 /// The ready line: what to type to connect.
 fn ready_line(up: &Upstream, listener: &Listener) -> String {
     let (host, port) = listener.host_port();
-    let mut conninfo = format!("host={host} port={port}");
+    // A wildcard address is where we listen, not where to connect.
+    let connect_host = match &listener.listen {
+        Listen::Tcp(l) => match l.local_addr().map(|a| a.ip()) {
+            Ok(std::net::IpAddr::V4(ip)) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            Ok(std::net::IpAddr::V6(ip)) if ip.is_unspecified() => "::1".to_owned(),
+            _ => host.clone(),
+        },
+        Listen::Unix(..) => host.clone(),
+    };
+    let mut conninfo = format!("host={connect_host} port={port}");
     if let Some(user) = &up.pinned_user {
         conninfo.push_str(&format!(" user={}", conninfo_value(user)));
     }
@@ -372,11 +411,17 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
         })
         .collect();
     for addr in addrs.iter().flatten() {
-        if !addr.ip().is_loopback() && Some(*addr) != plan.tcp {
-            warn(&format!(
-                "listening on {addr}, which is not loopback: anyone who can reach it logs in to the database as you"
-            ));
+        if Some(*addr) != plan.tcp {
+            open_listen(*addr, plan.any)?;
         }
+    }
+    let admission = Admission::new(plan.allowed.clone(), plan.any);
+    if let Some(why) = admission.tcp_blind()
+        && addrs.iter().any(Option::is_some)
+    {
+        warn(&format!(
+            "the account behind a TCP connection can't be known here ({why}), so TCP clients will be refused; connect through --unix-socket DIR, or pass --allow-any-local-user to admit every local account"
+        ));
     }
     if addrs.iter().all(Option::is_none) && plan.unix_dir.is_none() {
         return Err(
@@ -426,11 +471,14 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
         format: plan.log,
         quiet: false,
     };
-    let shared = Arc::new(Shared::new(
-        Limits::new(plan.max_connections, plan.rate),
-        log,
-        upstreams.clone(),
-    ));
+    let shared = Arc::new(
+        Shared::new(
+            Limits::new(plan.max_connections, plan.rate),
+            log,
+            upstreams.clone(),
+        )
+        .with_admission(admission),
+    );
     let sockets: Vec<PathBuf> = listeners
         .iter()
         .filter_map(|l| match &l.listen {
@@ -478,7 +526,13 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
     for path in sockets {
         let _ = std::fs::remove_file(path);
     }
-    log.line("stopped", &[]);
+    let dropped = Log::dropped();
+    if dropped > 0 {
+        log.line("stopped", &[("log_lines_dropped", Value::Num(dropped))]);
+    } else {
+        log.line("stopped", &[]);
+    }
+    Log::flush(Duration::from_secs(1));
     Ok(0)
 }
 

@@ -86,14 +86,17 @@ async fn supervise(
     PrivateDir::remove_stale();
     let dir = PrivateDir::new()?;
     let (listener, socket) = proxy::bind_unix(dir.path(), PORT)?;
-    let shared = Arc::new(Shared::new(
-        Limits::new(args.max_connections as usize, RATE),
-        Log {
-            format: LogFormat::Text,
-            quiet: true,
-        },
-        vec![up.clone()],
-    ));
+    let shared = Arc::new(
+        Shared::new(
+            Limits::new(args.max_connections as usize, RATE),
+            Log {
+                format: LogFormat::Text,
+                quiet: true,
+            },
+            vec![up.clone()],
+        )
+        .private(),
+    );
     tokio::spawn(proxy::accept_loop(
         Listener {
             listen: Listen::Unix(listener, socket),
@@ -155,6 +158,7 @@ async fn supervise(
     shared.tracker.close();
     shared.hard_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), shared.tracker.wait()).await;
+    Log::flush(Duration::from_secs(1));
     drop(dir);
     let status = status.map_err(|err| {
         Failure::new(

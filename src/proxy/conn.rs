@@ -5,12 +5,15 @@
 //! closes or the drain after SIGTERM runs out. One log line when it opens,
 //! one when it closes.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::admit::{Refusal, Who};
 use super::log::Value;
 use super::metrics::Outcome;
 use super::upstream::{self, LoginError, Reply};
@@ -18,50 +21,84 @@ use super::wire::{self, ErrorReply, First, Startup};
 use super::{Shared, Upstream};
 use crate::endpoint::EndpointKind;
 
-/// How long a client may take to send its startup packet.
-const CLIENT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send its startup packet (PostgreSQL's
+/// `authentication_timeout` is 60 s, but it has no slot to protect: a
+/// client here says its user in its first packet or not at all).
+pub const STARTUP_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Relay buffer per direction. Small enough that an idle connection stays
 /// well under 64 KiB with TLS state, large enough for full-speed COPY.
 const RELAY_BUFFER: usize = 8 * 1024;
 
+/// The answer when too many clients have yet to send a startup packet.
+pub fn too_many_pending() -> ErrorReply {
+    ErrorReply::fatal(
+        "53300",
+        format!(
+            "rdsiam proxy: too many connections: {} are still to send their startup packet",
+            super::MAX_PENDING
+        ),
+    )
+    .hint("try again in a few seconds")
+}
+
 pub async fn handle<S>(
     mut client: S,
     peer: String,
+    who: Who,
     up: Arc<Upstream>,
     shared: Arc<Shared>,
-    permit: Option<OwnedSemaphorePermit>,
+    pending: OwnedSemaphorePermit,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let startup = match tokio::time::timeout(CLIENT_STARTUP_TIMEOUT, negotiate(&mut client)).await {
+    // Who it is, before a byte of the startup is read.
+    let uid = match shared.admission.check(who).await {
+        Ok(uid) => uid,
+        Err(refusal) => {
+            drop(pending);
+            return refuse_peer(client, &peer, refusal, &shared).await;
+        }
+    };
+
+    let negotiated = tokio::time::timeout(STARTUP_DEADLINE, negotiate(&mut client)).await;
+    drop(pending);
+    let startup = match negotiated {
         Ok(Ok(Some(Negotiated::Startup(startup)))) => startup,
         Ok(Ok(Some(Negotiated::Cancel { pid, key }))) => {
-            let result = upstream::cancel(&up, pid, &key).await;
-            shared.metrics.closed(Outcome::Cancel);
-            let mut fields = vec![
-                ("client", Value::Str(&peer)),
-                ("target", Value::Str(&up.name)),
-            ];
-            let reason;
-            if let Err(failure) = &result {
-                reason = failure.message.clone();
-                fields.push(("error", Value::Str(&reason)));
-            }
-            shared.log.line("cancel", &fields);
-            return;
+            return cancel(pid, &key, uid, who, &peer, &up, &shared).await;
         }
         Ok(Ok(Some(Negotiated::Refused(reply)))) => {
-            let _ = send(&mut client, &reply.encode()).await;
+            shared.metrics.refused("bad_startup");
             shared.metrics.closed(Outcome::ClientError);
+            log_refused(&shared, &peer, uid, "bad_startup", &reply.message);
+            let _ = send(&mut client, &reply.encode()).await;
             return;
         }
-        // The client hung up, stalled or broke the protocol before saying who it is.
-        Ok(Ok(None)) | Ok(Err(_)) | Err(_) => {
+        Err(_) => {
+            let reply = ErrorReply::fatal(
+                "08P01",
+                format!(
+                    "rdsiam proxy: no startup packet within {}s",
+                    STARTUP_DEADLINE.as_secs()
+                ),
+            );
+            shared.metrics.refused("startup_timeout");
+            shared.metrics.closed(Outcome::ClientError);
+            log_refused(&shared, &peer, uid, "startup_timeout", &reply.message);
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), send(&mut client, &reply.encode()))
+                    .await;
+            return;
+        }
+        // The client hung up or broke the connection before saying who it is.
+        Ok(Ok(None)) | Ok(Err(_)) => {
             shared.metrics.closed(Outcome::ClientError);
             return;
         }
     };
+    // A slot only now: a client that never says who it is holds none.
+    let permit = shared.limits.admit();
 
     let id = shared.next_id();
     let user = startup.get("user").unwrap_or_default().to_owned();
@@ -78,8 +115,16 @@ pub async fn handle<S>(
     );
     shared.metrics.open.inc();
     let started = Instant::now();
-    let (outcome, relayed, reason) =
-        serve(&mut client, &startup, &user, &up, &shared, permit.is_some()).await;
+    let (outcome, relayed, reason) = serve(
+        &mut client,
+        &startup,
+        &user,
+        uid,
+        &up,
+        &shared,
+        permit.is_some(),
+    )
+    .await;
     drop(permit);
     shared.metrics.open.dec();
     shared.metrics.closed(outcome);
@@ -95,6 +140,94 @@ pub async fn handle<S>(
         fields.push(("reason", Value::Str(reason)));
     }
     shared.log.line("close", &fields);
+}
+
+/// A client the admission check turned away: a log line, a count, and,
+/// so that psql shows why, its encryption requests answered and the FATAL
+/// sent once its startup packet is in (contents unread), all bounded.
+async fn refuse_peer<S>(mut client: S, peer: &str, refusal: Refusal, shared: &Shared)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    shared.metrics.refused(refusal.reason);
+    shared.metrics.closed(Outcome::Rejected);
+    log_refused(
+        shared,
+        peer,
+        refusal.uid,
+        refusal.reason,
+        &refusal.reply.message,
+    );
+    let Ok(_slot) = shared.refusing.clone().try_acquire_owned() else {
+        return;
+    };
+    let tell = async {
+        if let Ok(Some(_)) = negotiate(&mut client).await {
+            let _ = send(&mut client, &refusal.reply.encode()).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), tell).await;
+}
+
+fn log_refused(shared: &Shared, peer: &str, uid: Option<u32>, reason: &str, message: &str) {
+    let mut fields = vec![("client", Value::Str(peer))];
+    if let Some(uid) = uid {
+        fields.push(("uid", Value::Num(u64::from(uid))));
+    }
+    fields.push(("reason", Value::Str(reason)));
+    let message = message.strip_prefix("rdsiam proxy: ").unwrap_or(message);
+    fields.push(("error", Value::Str(message)));
+    shared.log.line("refused", &fields);
+}
+
+/// A CancelRequest: forwarded only when it names one of our sessions, is
+/// sent by that session's account, and fits the peer's cancel rate, the
+/// connection cap and the login rate, like any other upstream dial.
+async fn cancel(
+    pid: i32,
+    key: &[u8],
+    uid: Option<u32>,
+    who: Who,
+    peer: &str,
+    up: &Upstream,
+    shared: &Shared,
+) {
+    let peer_id = match (uid, who) {
+        (Some(uid), _) => format!("uid:{uid}"),
+        (None, Who::Tcp { peer, .. }) => format!("ip:{}", peer.ip()),
+        (None, Who::Unix(_)) => "unix".to_owned(),
+    };
+    let allowed = shared.cancels.allow(pid, key, uid, &peer_id);
+    let permit = if allowed.is_ok() {
+        shared.limits.admit()
+    } else {
+        None
+    };
+    let verdict = match (allowed, &permit) {
+        (Err(dropped), _) => Err(dropped),
+        (Ok(()), None) => Err(("cancel_max_connections", "the connection limit is reached")),
+        (Ok(()), Some(_)) => Ok(()),
+    };
+    let result = match verdict {
+        Err((reason, why)) => {
+            shared.metrics.refused(reason);
+            Err(format!("dropped, not sent: {why}"))
+        }
+        Ok(()) => {
+            shared.limits.login_turn().await;
+            upstream::cancel(up, pid, key).await.map_err(|f| f.message)
+        }
+    };
+    drop(permit);
+    shared.metrics.closed(Outcome::Cancel);
+    let mut fields = vec![
+        ("client", Value::Str(peer)),
+        ("target", Value::Str(&up.name)),
+    ];
+    if let Err(reason) = &result {
+        fields.push(("error", Value::Str(reason)));
+    }
+    shared.log.line("cancel", &fields);
 }
 
 enum Negotiated {
@@ -144,6 +277,7 @@ async fn serve<S>(
     client: &mut S,
     startup: &Startup,
     user: &str,
+    uid: Option<u32>,
     up: &Upstream,
     shared: &Shared,
     admitted: bool,
@@ -210,23 +344,97 @@ where
             Some("the client went away during login".into()),
         );
     }
-    drop(hello);
     shared
         .metrics
         .login_seconds
         .observe(login_started.elapsed().as_secs_f64());
 
-    let relay =
-        tokio::io::copy_bidirectional_with_sizes(client, &mut server, RELAY_BUFFER, RELAY_BUFFER);
-    tokio::select! {
+    // The session's cancel key, so a CancelRequest for it can be told from a guess.
+    let key = wire::backend_key(&hello);
+    if let Some((pid, key)) = &key {
+        shared.cancels.register(*pid, key.clone(), uid);
+    }
+    drop(hello);
+
+    // Counted as they go, so a relay that breaks still reports what it moved.
+    let mut client = Counted::new(client);
+    let mut server = Counted::new(&mut server);
+    let relay = tokio::io::copy_bidirectional_with_sizes(
+        &mut client,
+        &mut server,
+        RELAY_BUFFER,
+        RELAY_BUFFER,
+    );
+    let (outcome, reason) = tokio::select! {
         r = relay => match r {
-            Ok(counts) => (Outcome::Ok, counts, None),
+            Ok(_) => (Outcome::Ok, None),
             // One side went away abruptly: over either way, but not a clean end.
-            Err(err) => (Outcome::Broken, (0, 0), Some(err.to_string())),
+            Err(err) => (Outcome::Broken, Some(err.to_string())),
         },
         () = shared.hard_stop.cancelled() => {
-            (Outcome::Shutdown, (0, 0), Some("closed at the end of the drain".into()))
+            (Outcome::Shutdown, Some("closed at the end of the drain".into()))
         }
+    };
+    if let Some((pid, key)) = key {
+        shared.cancels.forget(pid, key);
+    }
+    (outcome, (server.written, client.written), reason)
+}
+
+/// A stream that counts the bytes written to it.
+struct Counted<S> {
+    inner: S,
+    written: u64,
+}
+
+impl<S> Counted<S> {
+    fn new(inner: S) -> Counted<S> {
+        Counted { inner, written: 0 }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &polled {
+            self.written += *n as u64;
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// `value` as one shell word: bare when that is safe, else single-quoted.
+fn shell_arg(value: &str) -> String {
+    if !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | '+' | '/'))
+    {
+        value.to_owned()
+    } else {
+        crate::output::shell_quote(value)
     }
 }
 
@@ -259,14 +467,40 @@ fn check(
     if let Some(pinned) = &up.pinned_user
         && pinned != user
     {
+        // The user name is the client's text: quoted for a shell, never raw.
+        let (shown, sh) = (user.escape_debug(), shell_arg(pinned));
+        let hint = if shared.admission.admission().private {
+            format!(
+                "connect with user={pinned} (psql -U {sh}): `rdsiam run` logs in only as its target's user"
+            )
+        } else {
+            format!(
+                "connect with user={pinned} (psql -U {sh}), or start another proxy with --user {}",
+                shell_arg(user)
+            )
+        };
         return Some(
             ErrorReply::fatal(
                 "28000",
-                format!("rdsiam proxy: this proxy logs in only as `{pinned}`, not `{user}`"),
+                format!("rdsiam proxy: this proxy logs in only as `{pinned}`, not `{shown}`"),
             )
-            .hint(format!(
-                "connect with user={pinned} (psql -U {pinned}), or start another proxy with --user {user}"
-            )),
+            .hint(hint),
+        );
+    }
+    // A replication connection is a walsender, not a session the proxy can
+    // vouch for; PostgreSQL takes true/on/yes/1 and `database`.
+    if let Some(replication) = startup.get("replication")
+        && !matches!(
+            replication.to_ascii_lowercase().as_str(),
+            "false" | "off" | "no" | "0"
+        )
+    {
+        return Some(
+            ErrorReply::fatal(
+                "0A000",
+                "rdsiam proxy: replication connections are not relayed (the startup packet asks for replication)",
+            )
+            .hint("connect without replication=…; for logical replication use a direct connection with its own credentials"),
         );
     }
     if up.resolved.endpoint.kind == EndpointKind::Proxy

@@ -5,22 +5,26 @@
 //!
 //! Hand-rolled on tokio rather than a web framework: four GET routes, one
 //! request per connection, requests capped at 8 KiB and 5 seconds, at most
-//! 16 at once. That is less code than wiring hyper, and no new dependency.
+//! 32 at once (the oldest gives way to a new one). That is less code than wiring hyper, and no new dependency.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 use super::Shared;
 
 const MAX_REQUEST: usize = 8 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Requests in progress at once. A new one past this closes the oldest,
+/// so idle connections can never keep a kubelet's probe from an answer.
+const MAX_OPEN: usize = 32;
+
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let slots = Arc::new(Semaphore::new(16));
+    let mut open: VecDeque<tokio::task::AbortHandle> = VecDeque::new();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -30,14 +34,17 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            continue; // Dropping the stream closes it: too busy.
-        };
+        open.retain(|task| !task.is_finished());
+        if open.len() >= MAX_OPEN
+            && let Some(oldest) = open.pop_front()
+        {
+            oldest.abort();
+        }
         let shared = shared.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &shared)).await;
-            drop(permit);
         });
+        open.push_back(task.abort_handle());
     }
 }
 
@@ -51,7 +58,7 @@ async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         }
         buf.extend_from_slice(&chunk[..n]);
         if buf.len() > MAX_REQUEST {
-            return respond(&mut stream, 431, "text/plain", "request too large\n").await;
+            return respond(&mut stream, 431, "text/plain", "request too large\n", true).await;
         }
     }
     let line = String::from_utf8_lossy(&buf);
@@ -59,8 +66,10 @@ async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
     if method != "GET" && method != "HEAD" {
-        return respond(&mut stream, 405, "text/plain", "only GET\n").await;
+        return respond(&mut stream, 405, "text/plain", "only GET\n", true).await;
     }
+    // HEAD: the same head, no body.
+    let body_too = method == "GET";
     let (status, body) = match path {
         "/startup" if shared.started() => (200, "ok\n".to_owned()),
         "/startup" => (503, "starting\n".to_owned()),
@@ -75,6 +84,7 @@ async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 200,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 &shared.metrics.render(),
+                body_too,
             )
             .await;
         }
@@ -83,7 +93,14 @@ async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             "not found: try /startup, /liveness, /readiness or /metrics\n".to_owned(),
         ),
     };
-    respond(&mut stream, status, "text/plain; charset=utf-8", &body).await
+    respond(
+        &mut stream,
+        status,
+        "text/plain; charset=utf-8",
+        &body,
+        body_too,
+    )
+    .await
 }
 
 async fn respond(
@@ -91,6 +108,7 @@ async fn respond(
     status: u16,
     kind: &str,
     body: &str,
+    body_too: bool,
 ) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
@@ -104,6 +122,8 @@ async fn respond(
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
+    if body_too {
+        stream.write_all(body.as_bytes()).await?;
+    }
     stream.shutdown().await
 }

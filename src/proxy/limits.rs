@@ -3,6 +3,7 @@
 //! throttles IAM logins at 200/s per instance). Logins over the rate wait
 //! their turn in arrival order (tokio's mutex is fair) instead of failing.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +41,79 @@ impl Limits {
         let slot = (*next).max(Instant::now());
         tokio::time::sleep_until(slot).await;
         *next = slot + self.interval;
+    }
+}
+
+/// Cancels a peer may send a second; more are dropped. A person presses
+/// Ctrl-C a few times, a pooler cancels a few queries: never hundreds.
+pub const CANCELS_PER_PEER: u32 = 10;
+
+/// The sessions a CancelRequest may name (the BackendKeyData the proxy
+/// relayed, with the uid that opened each) and each peer's recent cancels.
+/// A key that isn't one of ours never costs a dial.
+#[derive(Default)]
+pub struct Cancels {
+    keys: std::sync::Mutex<HashMap<CancelKey, Option<u32>>>,
+    peers: std::sync::Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+/// A session's BackendKeyData: its pid and secret key.
+type CancelKey = (i32, Vec<u8>);
+
+/// Why a cancel was dropped: the label for /metrics and the log's words.
+pub type Dropped = (&'static str, &'static str);
+
+impl Cancels {
+    pub fn register(&self, pid: i32, key: Vec<u8>, uid: Option<u32>) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.insert((pid, key), uid);
+        }
+    }
+
+    pub fn forget(&self, pid: i32, key: Vec<u8>) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.remove(&(pid, key));
+        }
+    }
+
+    /// May this cancel go upstream? Its key must be one of ours, sent by
+    /// the account whose session it is, and its peer under the rate.
+    pub fn allow(&self, pid: i32, key: &[u8], uid: Option<u32>, peer: &str) -> Result<(), Dropped> {
+        let owner = match self.keys.lock() {
+            Ok(keys) => keys.get(&(pid, key.to_vec())).copied(),
+            Err(_) => None,
+        };
+        match owner {
+            None => {
+                return Err((
+                    "cancel_unknown_key",
+                    "the key is not one of this proxy's sessions",
+                ));
+            }
+            Some(Some(owner)) if uid.is_some_and(|uid| uid != owner) => {
+                return Err((
+                    "cancel_other_user",
+                    "the session belongs to another account",
+                ));
+            }
+            Some(_) => {}
+        }
+        let Ok(mut peers) = self.peers.lock() else {
+            return Err(("cancel_rate", "too many cancels from this client"));
+        };
+        let now = Instant::now();
+        if peers.len() > 4096 {
+            peers.retain(|_, (since, _)| now.duration_since(*since) < Duration::from_secs(1));
+        }
+        let (since, count) = peers.entry(peer.to_owned()).or_insert((now, 0));
+        if now.duration_since(*since) >= Duration::from_secs(1) {
+            (*since, *count) = (now, 0);
+        }
+        if *count >= CANCELS_PER_PEER {
+            return Err(("cancel_rate", "too many cancels from this client"));
+        }
+        *count += 1;
+        Ok(())
     }
 }
 
@@ -89,6 +163,46 @@ mod tests {
         assert!(limits.admit().is_none());
         drop(a);
         assert!(limits.admit().is_some());
+    }
+
+    #[test]
+    fn cancels_need_our_key_and_are_rate_limited_per_peer() {
+        let cancels = Cancels::default();
+        assert_eq!(
+            cancels
+                .allow(7, &[1, 2, 3, 4], Some(0), "uid:0")
+                .unwrap_err()
+                .0,
+            "cancel_unknown_key"
+        );
+        cancels.register(7, vec![1, 2, 3, 4], Some(1000));
+        assert_eq!(
+            cancels
+                .allow(7, &[1, 2, 3, 4], Some(1001), "uid:1001")
+                .unwrap_err()
+                .0,
+            "cancel_other_user"
+        );
+        for _ in 0..CANCELS_PER_PEER {
+            cancels
+                .allow(7, &[1, 2, 3, 4], Some(1000), "uid:1000")
+                .unwrap();
+        }
+        assert_eq!(
+            cancels
+                .allow(7, &[1, 2, 3, 4], Some(1000), "uid:1000")
+                .unwrap_err()
+                .0,
+            "cancel_rate"
+        );
+        cancels.forget(7, vec![1, 2, 3, 4]);
+        assert_eq!(
+            cancels
+                .allow(7, &[1, 2, 3, 4], Some(1000), "uid:1000")
+                .unwrap_err()
+                .0,
+            "cancel_unknown_key"
+        );
     }
 
     #[tokio::test]

@@ -4,8 +4,6 @@
 //! Fields are built by the caller from names and counts; a token never
 //! reaches here (it lives only in `token::Redacted`).
 
-use std::io::Write as _;
-
 use crate::output::LogFormat;
 
 #[derive(Clone, Copy, Debug)]
@@ -29,8 +27,17 @@ impl Log {
             return;
         }
         let text = self.format(event, fields);
-        // A closed stderr must not take the proxy down.
-        let _ = writeln!(std::io::stderr().lock(), "{text}");
+        writer::send(text);
+    }
+
+    /// Wait (up to `limit`) for queued lines to reach stderr: at exit.
+    pub fn flush(limit: std::time::Duration) {
+        writer::flush(limit);
+    }
+
+    /// Lines dropped because stderr was not being read.
+    pub fn dropped() -> u64 {
+        writer::DROPPED.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn format(&self, event: &str, fields: &[(&str, Value<'_>)]) -> String {
@@ -72,6 +79,59 @@ impl Log {
                 }
                 serde_json::Value::Object(map).to_string()
             }
+        }
+    }
+}
+
+/// The lines go to stderr from a thread of their own through a bounded
+/// queue: a stderr nobody reads (a full pipe) must not stop the runtime,
+/// so when the queue is full a line is dropped and counted.
+mod writer {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+    use std::sync::{Mutex, OnceLock};
+    use std::time::{Duration, Instant};
+
+    /// Lines waiting for stderr, at most.
+    const QUEUE: usize = 1024;
+
+    pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+    /// Lines queued and not yet written.
+    static PENDING: AtomicU64 = AtomicU64::new(0);
+    static QUEUE_TX: OnceLock<Mutex<SyncSender<String>>> = OnceLock::new();
+
+    fn queue() -> &'static Mutex<SyncSender<String>> {
+        QUEUE_TX.get_or_init(|| {
+            let (tx, rx) = sync_channel::<String>(QUEUE);
+            let _ = std::thread::Builder::new()
+                .name("rdsiam-log".into())
+                .spawn(move || {
+                    for line in rx {
+                        // A closed stderr must not take the proxy down.
+                        let _ = writeln!(std::io::stderr().lock(), "{line}");
+                        PENDING.fetch_sub(1, Ordering::SeqCst);
+                    }
+                });
+            Mutex::new(tx)
+        })
+    }
+
+    pub fn send(line: String) {
+        let Ok(tx) = queue().lock() else {
+            return;
+        };
+        PENDING.fetch_add(1, Ordering::SeqCst);
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(line) {
+            PENDING.fetch_sub(1, Ordering::SeqCst);
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn flush(limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while PENDING.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }

@@ -57,6 +57,7 @@ pub struct Metrics {
     pub login_seconds: Histogram,
     pub tokens_minted: Counter,
     bytes: Family<Labels, Counter>,
+    refusals: Family<Labels, Counter>,
     pub credentials_expiry: Gauge<f64, AtomicU64>,
 }
 
@@ -69,6 +70,7 @@ impl Metrics {
         let tokens_minted = Counter::default();
         let bytes = Family::<Labels, Counter>::default();
         let credentials_expiry = Gauge::<f64, AtomicU64>::default();
+        let refusals = Family::<Labels, Counter>::default();
         registry.register(
             "connections_open",
             "Client connections open now",
@@ -91,6 +93,11 @@ impl Metrics {
         );
         registry.register("bytes", "Bytes relayed, by direction", bytes.clone());
         registry.register(
+            "refusals",
+            "Clients and cancels the proxy turned away before any upstream work, by reason",
+            refusals.clone(),
+        );
+        registry.register(
             "credentials_expiry_timestamp_seconds",
             "When the AWS credentials in use expire (unix time; 0 when they don't)",
             credentials_expiry.clone(),
@@ -102,6 +109,7 @@ impl Metrics {
             login_seconds,
             tokens_minted,
             bytes,
+            refusals,
             credentials_expiry,
         }
     }
@@ -110,6 +118,12 @@ impl Metrics {
         self.connections
             .get_or_create(&vec![("outcome", outcome.as_str())])
             .inc();
+    }
+
+    /// One refusal: `uid`, `uid_unknown`, `startup_timeout`, `bad_startup`,
+    /// `too_many_pending`, `cancel_*`.
+    pub fn refused(&self, reason: &'static str) {
+        self.refusals.get_or_create(&vec![("reason", reason)]).inc();
     }
 
     pub fn relayed(&self, to_server: u64, to_client: u64) {
@@ -147,7 +161,12 @@ mod tests {
         m.tokens_minted.inc();
         m.relayed(10, 20);
         m.login_seconds.observe(0.004);
+        m.refused("uid");
         let text = m.render();
+        assert!(
+            text.contains("rdsiam_proxy_refusals_total{reason=\"uid\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("rdsiam_proxy_connections_open 1"), "{text}");
         assert!(
             text.contains("rdsiam_proxy_connections_total{outcome=\"refused\"} 1"),

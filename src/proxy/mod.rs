@@ -3,7 +3,8 @@
 //! unix socket, a verified TLS login with a cached IAM token upstream, then
 //! the two streams spliced.
 //!
-//! - [`wire`]: the messages the proxy frames itself; [`conn`]: one client
+//! - [`admit`]: who may connect (the owner, unless said otherwise);
+//!   [`wire`]: the messages the proxy frames itself; [`conn`]: one client
 //!   connection; [`upstream`]: the TLS login and cancel forwarding;
 //!   [`tokens`]: the single-flight token cache; [`limits`]: connection and
 //!   login-rate caps; [`http`] + [`metrics`]: health and Prometheus;
@@ -12,6 +13,7 @@
 //!   whatever the drain left open; a [`TaskTracker`] knows when every
 //!   connection is gone.
 
+pub mod admit;
 pub mod conn;
 pub mod http;
 pub mod limits;
@@ -38,7 +40,8 @@ use crate::connect::Connector;
 use crate::error::Failure;
 use crate::session::Resolved;
 
-use self::limits::Limits;
+use self::admit::Admission;
+use self::limits::{Cancels, Limits};
 use self::log::{Log, Value};
 use self::metrics::Metrics;
 use self::tokens::{Clock, TokenCache};
@@ -96,11 +99,26 @@ impl Upstream {
     }
 }
 
+/// Connections that have not yet sent their startup packet, beyond which
+/// new ones get 53300 at once. They hold no `--max-connections` slot (a
+/// client that says nothing can't starve those who log in), so they are
+/// bounded here, and each for at most [`conn::STARTUP_DEADLINE`].
+pub const MAX_PENDING: usize = 256;
+
+/// Refused clients being told why at once; more are just closed.
+const MAX_REFUSING: usize = 64;
+
 /// State every task of one proxy shares.
 pub struct Shared {
     pub metrics: Metrics,
     pub limits: Limits,
     pub log: Log,
+    /// Who may connect, and the thread that checks.
+    pub admission: admit::Checker,
+    /// The sessions cancels may name, and each peer's cancel rate.
+    pub cancels: Cancels,
+    pending: Arc<tokio::sync::Semaphore>,
+    pub(crate) refusing: Arc<tokio::sync::Semaphore>,
     /// Stop accepting (first SIGTERM/SIGINT).
     pub stop: CancellationToken,
     /// Close every connection still open (the drain ran out).
@@ -118,6 +136,10 @@ impl Shared {
             metrics: Metrics::new(),
             limits,
             log,
+            admission: admit::Checker::new(Admission::owner_only()),
+            cancels: Cancels::default(),
+            pending: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING)),
+            refusing: Arc::new(tokio::sync::Semaphore::new(MAX_REFUSING)),
             stop: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -129,6 +151,20 @@ impl Shared {
             shared.note_credentials(&up.resolved.aws);
         }
         shared
+    }
+
+    /// Admit whom `admission` says (the default: the owner only).
+    pub fn with_admission(mut self, admission: Admission) -> Shared {
+        self.admission = admit::Checker::new(admission);
+        self
+    }
+
+    /// `rdsiam run`'s proxy: the owner only, and hints that fit it.
+    pub fn private(mut self) -> Shared {
+        let mut admission = self.admission.admission().clone();
+        admission.private = true;
+        self.admission = admit::Checker::new(admission);
+        self
     }
 
     pub fn next_id(&self) -> u64 {
@@ -249,10 +285,12 @@ pub async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener> {
 }
 
 /// Bind `dir/.s.PGSQL.<port>`, creating `dir` (mode 0700) when missing and
-/// replacing a socket file nobody listens on any more.
+/// replacing a socket file nobody listens on any more. `dir` must be ours
+/// and closed to others: whoever can write it can swap our socket for
+/// theirs and read the sessions meant for the database (issue 24).
 pub fn bind_unix(dir: &Path, port: u16) -> Result<(UnixListener, PathBuf)> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    if !dir.exists() {
+    if std::fs::symlink_metadata(dir).is_err() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -264,6 +302,7 @@ pub fn bind_unix(dir: &Path, port: u16) -> Result<(UnixListener, PathBuf)> {
         // The umask may have narrowed it further; make it exactly 0700.
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
+    check_socket_dir(dir)?;
     let path = dir.join(format!(".s.PGSQL.{port}"));
     if path.as_os_str().len() > 100 {
         return Err(Failure::usage(format!(
@@ -294,21 +333,108 @@ pub fn bind_unix(dir: &Path, port: u16) -> Result<(UnixListener, PathBuf)> {
         }
         let _ = std::fs::remove_file(&path);
     }
-    let listener = UnixListener::bind(&path).map_err(|err| {
-        Failure::network(format!("cannot listen on {}: {err}", path.display()))
-            .hint("pass --unix-socket with a directory you can write")
-    })?;
-    // Whoever can connect logs in as us: only our own user may, even in a
-    // shared directory.
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|err| {
-        let _ = std::fs::remove_file(&path);
-        Failure::network(format!(
-            "cannot restrict {} to mode 0600: {err}",
-            path.display()
+    // Bound inside a fresh 0700 directory of ours, restricted to 0600, and
+    // only then renamed into place: whatever the umask (process-wide, so
+    // not ours to change with other threads running), nobody else can
+    // reach the socket even for an instant.
+    let staging = staging_dir(dir)?;
+    let bound = (|| {
+        let inner = staging.join("s");
+        let listener = UnixListener::bind(&inner).map_err(|err| {
+            Failure::network(format!("cannot listen on {}: {err}", path.display()))
+                .hint("pass --unix-socket with a directory you can write")
+        })?;
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600)).map_err(
+            |err| {
+                Failure::network(format!(
+                    "cannot restrict {} to mode 0600: {err}",
+                    path.display()
+                ))
+                .hint("pass --unix-socket with a directory you own")
+            },
+        )?;
+        std::fs::rename(&inner, &path).map_err(|err| {
+            Failure::network(format!("cannot listen on {}: {err}", path.display()))
+                .hint("pass --unix-socket with a directory you can write")
+        })?;
+        Ok::<_, Failure>(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok((bound?, path))
+}
+
+/// A fresh private directory inside `dir` to bind in.
+fn staging_dir(dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut last = None;
+    for n in 0..20u32 {
+        let staging = dir.join(format!(".rdsiam-{}-{n}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&staging) {
+            Ok(()) => return Ok(staging),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(Failure::usage(format!(
+        "cannot create a directory in {}: {}",
+        dir.display(),
+        last.map_or_else(String::new, |e| e.to_string())
+    ))
+    .hint("pass --unix-socket with a directory you can write")
+    .into())
+}
+
+/// `dir` must be owned by us and writable by nobody else.
+fn check_socket_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let shown = dir.display();
+    let owner = |uid: u32| match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(user)) => format!("uid {uid} ({})", user.name),
+        _ => format!("uid {uid}"),
+    };
+    let fix = "pass --unix-socket with a directory of your own that doesn't exist yet (rdsiam creates it with mode 0700), e.g. --unix-socket \"$XDG_RUNTIME_DIR/rdsiam\"";
+    let link = std::fs::symlink_metadata(dir)
+        .map_err(|err| Failure::usage(format!("cannot use {shown}: {err}")).hint(fix))?;
+    // A link someone else owns can be pointed elsewhere later.
+    if link.file_type().is_symlink() && link.uid() != me && link.uid() != 0 {
+        return Err(Failure::usage(format!(
+            "--unix-socket {shown} is a symbolic link owned by {}, not by you",
+            owner(link.uid())
         ))
-        .hint("pass --unix-socket with a directory you own")
-    })?;
-    Ok((listener, path))
+        .hint(fix)
+        .into());
+    }
+    let meta = std::fs::metadata(dir)
+        .map_err(|err| Failure::usage(format!("cannot use {shown}: {err}")).hint(fix))?;
+    if !meta.is_dir() {
+        return Err(
+            Failure::usage(format!("--unix-socket {shown} is not a directory"))
+                .hint(fix)
+                .into(),
+        );
+    }
+    if meta.uid() != me {
+        return Err(Failure::usage(format!(
+            "--unix-socket {shown} is owned by {}, not by you ({}): its owner could replace the proxy's socket with their own and read your sessions",
+            owner(meta.uid()),
+            owner(me)
+        ))
+        .hint(fix)
+        .into());
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(Failure::usage(format!(
+            "--unix-socket {shown} is writable by {} (mode {:o}): they could replace the proxy's socket with their own and read your sessions",
+            if meta.mode() & 0o002 != 0 { "every local account" } else { "its group" },
+            meta.mode() & 0o7777
+        ))
+        .hint(format!(
+            "run `chmod go-w {}`, or {fix}",
+            crate::output::shell_quote(&dir.display().to_string())
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Accept until the stop signal, one tracked task per connection.
@@ -321,33 +447,51 @@ pub async fn accept_loop(listener: Listener, up: Arc<Upstream>, shared: Arc<Shar
                 () = shared.stop.cancelled() => break,
                 r = l.accept() => r.map(|(s, peer)| {
                     let _ = s.set_nodelay(true);
-                    (Conn::Tcp(s), peer.to_string())
+                    let who = s.local_addr().ok().map(|local| admit::Who::Tcp { local, peer });
+                    (Conn::Tcp(s), peer.to_string(), who)
                 }),
             },
             Listen::Unix(l, path) => tokio::select! {
                 biased;
                 () = shared.stop.cancelled() => break,
-                r = l.accept() => r.map(|(s, _)| (Conn::Unix(s), path.display().to_string())),
+                r = l.accept() => r.map(|(s, _)| {
+                    let uid = s.peer_cred().ok().map(|c| c.uid());
+                    (Conn::Unix(s), path.display().to_string(), Some(admit::Who::Unix(uid)))
+                }),
             },
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok((stream, peer, who)) => {
                 complained = false;
-                let permit = shared.limits.admit();
+                let who = who.unwrap_or(admit::Who::Unix(None));
+                // Over the cap of clients yet to send a startup packet: 53300
+                // at once, without reading, and closed.
+                let Ok(pending) = shared.pending.clone().try_acquire_owned() else {
+                    shared.metrics.refused("too_many_pending");
+                    shared.metrics.closed(metrics::Outcome::Rejected);
+                    let reply = conn::too_many_pending().encode();
+                    let _ = match &stream {
+                        Conn::Tcp(s) => s.try_write(&reply),
+                        Conn::Unix(s) => s.try_write(&reply),
+                    };
+                    continue;
+                };
                 let task = match stream {
                     Conn::Tcp(s) => shared.tracker.spawn(conn::handle(
                         s,
                         peer,
+                        who,
                         up.clone(),
                         shared.clone(),
-                        permit,
+                        pending,
                     )),
                     Conn::Unix(s) => shared.tracker.spawn(conn::handle(
                         s,
                         peer,
+                        who,
                         up.clone(),
                         shared.clone(),
-                        permit,
+                        pending,
                     )),
                 };
                 drop(task);

@@ -53,10 +53,19 @@ pub struct BadPacket(pub String);
 pub async fn read_first<S: AsyncRead + Unpin>(
     stream: &mut S,
 ) -> std::io::Result<Result<First, BadPacket>> {
-    let len = stream.read_i32().await?;
+    let mut head = [0u8; 4];
+    stream.read_exact(&mut head).await?;
+    // A TLS record (handshake, 0x16 0x03): a client that goes on with TLS
+    // after our `N`, or one that starts with it (sslnegotiation=direct).
+    if head[0] == 0x16 && head[1] == 0x03 {
+        return Ok(Err(BadPacket(
+            "the client sent a TLS handshake, but the hop to the proxy is plain: connect with sslmode=disable (or prefer)".into(),
+        )));
+    }
+    let len = i32::from_be_bytes(head);
     if !(8..=MAX_STARTUP as i32).contains(&len) {
         return Ok(Err(BadPacket(format!(
-            "invalid startup packet length {len}"
+            "invalid startup packet length {len} (a startup packet is 8 to {MAX_STARTUP} bytes)"
         ))));
     }
     let mut body = vec![0; len as usize - 4];
@@ -74,6 +83,10 @@ fn parse_first(body: &[u8]) -> Result<First, BadPacket> {
             pid: i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]),
             key: rest[4..].to_vec(),
         }),
+        CANCEL_REQUEST => Err(BadPacket(format!(
+            "invalid CancelRequest: {} bytes of key data (a key is 4 to 256 bytes)",
+            rest.len().saturating_sub(4)
+        ))),
         code if code >> 16 == 3 => {
             let bad = || BadPacket("invalid startup packet layout".into());
             let mut params = Vec::new();
@@ -91,6 +104,14 @@ fn parse_first(body: &[u8]) -> Result<First, BadPacket> {
                 if key.is_empty() {
                     break;
                 }
+                // PostgreSQL keeps the last of a repeated key, a reader of
+                // the first would log and check another user or database.
+                if params.iter().any(|(k, _)| *k == key) {
+                    return Err(BadPacket(format!(
+                        "the startup packet names `{}` twice",
+                        key.escape_debug()
+                    )));
+                }
                 params.push((key, cstr()?));
             }
             Ok(First::Startup(Startup {
@@ -99,7 +120,7 @@ fn parse_first(body: &[u8]) -> Result<First, BadPacket> {
             }))
         }
         code => Err(BadPacket(format!(
-            "unsupported frontend protocol {}.{}: the proxy speaks 3.0",
+            "unsupported frontend protocol {}.{}: the proxy speaks 3.x",
             code >> 16,
             code & 0xffff
         ))),
@@ -228,6 +249,26 @@ pub async fn read_message<S: AsyncRead + Unpin>(
     Ok(msg)
 }
 
+/// The BackendKeyData (pid, secret key) among whole server messages: the
+/// key a cancel for this session must carry.
+pub fn backend_key(messages: &[u8]) -> Option<(i32, Vec<u8>)> {
+    let mut rest = messages;
+    while rest.len() >= 5 {
+        let len = i32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]);
+        let end = usize::try_from(len).ok()?.checked_add(1)?;
+        if end < 5 || end > rest.len() {
+            return None;
+        }
+        if rest[0] == b'K' && end >= 9 {
+            let body = &rest[5..end];
+            let pid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+            return Some((pid, body[4..].to_vec()));
+        }
+        rest = &rest[end..];
+    }
+    None
+}
+
 /// The protocol 3.0 code, for tests and the upstream startup.
 pub const fn protocol_3_0() -> i32 {
     PROTOCOL_3_0
@@ -285,6 +326,46 @@ mod tests {
         assert!(first(packet(protocol_3_0(), b"user\0")).await.is_err());
         let huge = (MAX_STARTUP as i32 + 1).to_be_bytes().to_vec();
         assert!(first(huge).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn names_what_is_wrong_with_odd_first_packets() {
+        // A CancelRequest with too little key data is a CancelRequest, not "protocol 1234.5678".
+        let short = first(packet(CANCEL_REQUEST, &42i32.to_be_bytes())).await;
+        let Err(BadPacket(why)) = short else {
+            panic!("{short:?}")
+        };
+        assert!(why.contains("CancelRequest"), "{why}");
+        // Every repeated key is refused: PostgreSQL would take the last one.
+        for body in [
+            &b"user\0a\0user\0b\0\0"[..],
+            b"user\0a\0database\0x\0database\0postgres\0\0",
+            b"user\0a\0application_name\0x\0application_name\0y\0\0",
+        ] {
+            let dup = first(packet(protocol_3_0(), body)).await;
+            let Err(BadPacket(why)) = dup else {
+                panic!("{dup:?}")
+            };
+            assert!(why.contains("twice"), "{why}");
+        }
+        // A TLS ClientHello where a startup packet belongs.
+        let hello = first(vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).await;
+        let Err(BadPacket(why)) = hello else {
+            panic!("{hello:?}")
+        };
+        assert!(why.contains("TLS") && why.contains("sslmode"), "{why}");
+    }
+
+    #[test]
+    fn finds_the_backend_key_among_the_greeting() {
+        let mut greeting = frame(b'R', &0i32.to_be_bytes());
+        greeting.extend(frame(b'S', b"a\0b\0"));
+        let mut key = 77i32.to_be_bytes().to_vec();
+        key.extend_from_slice(&[9, 8, 7, 6]);
+        greeting.extend(frame(b'K', &key));
+        greeting.extend(frame(b'Z', b"I"));
+        assert_eq!(backend_key(&greeting), Some((77, vec![9, 8, 7, 6])));
+        assert_eq!(backend_key(&greeting[..12]), None);
     }
 
     #[test]

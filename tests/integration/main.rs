@@ -11,6 +11,7 @@ mod doctor;
 mod hardening;
 mod layers;
 mod proxy;
+mod proxy_security;
 mod psql;
 mod resolve;
 mod run;

@@ -731,28 +731,19 @@ fn cancel_through_the_proxy_stops_the_query() {
 fn a_cancel_to_a_silent_server_gives_up_after_the_connect_timeout() {
     let env = Env::new();
     let gate = gate();
-    // Accepts and never answers the SSLRequest.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let via = format!("127.0.0.1:{}", silent.local_addr().unwrap().port());
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in silent.incoming() {
-            held.push(conn);
-        }
-    });
-    let (cmd, port) = proxy_cmd(
-        &env,
-        &gate,
-        &["-U", "iamuserapp", "--via", &via, "--connect-timeout", "1"],
-    );
+    let (cmd, port) = proxy_cmd(&env, &gate, &["-U", "iamuserapp", "--connect-timeout", "2"]);
     let proxy = Proxy::start(cmd, 1);
-    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut request = Vec::new();
-    request.extend_from_slice(&16i32.to_be_bytes());
-    request.extend_from_slice(&80_877_102i32.to_be_bytes());
-    request.extend_from_slice(&42i32.to_be_bytes());
-    request.extend_from_slice(&7i32.to_be_bytes());
-    client.write_all(&request).unwrap();
+    let child = start_running(&env, port, "select pg_sleep(6)");
+    // From now on the server accepts and never answers the SSLRequest; the
+    // cancel (a real key: guessed ones are never sent) meets that.
+    gate.set_fault(Fault::StallHandshake);
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !proxy.stderr().contains("rdsiam: proxy: cancel ") {
         assert!(
@@ -763,6 +754,8 @@ fn a_cancel_to_a_silent_server_gives_up_after_the_connect_timeout() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(proxy.stderr().contains("timed out"), "{}", proxy.stderr());
+    gate.set_fault(Fault::None);
+    let _ = child.wait_with_output();
 }
 
 /// psql running `sql` as iamuserapp through the proxy at `port`, returned
