@@ -50,6 +50,7 @@ pub fn psql(args: PsqlArgs, psql: PathBuf) -> Result<u8> {
         target: args.target,
         conn: args.conn,
         max_connections: 1000,
+        pool: Default::default(),
         command,
     })
 }
@@ -80,8 +81,10 @@ async fn supervise(planned: super::proxy::Planned, bare: bool, args: &RunArgs) -
             },
             vec![up.clone()],
         )
-        .private(),
+        .private()
+        .with_pool(super::proxy::pool_config(&args.pool)),
     );
+    tokio::spawn(shared.clone().sweep_pool());
     tokio::spawn(proxy::accept_loop(
         Listener {
             listen: Listen::Unix(listener, socket),
