@@ -218,3 +218,47 @@ fn without_pool_every_client_logs_in() {
     assert_ne!(a, b);
     assert_eq!(logins(&gate), 2);
 }
+
+#[test]
+fn pooling_in_front_of_an_rds_proxy_target_saves_its_logins() {
+    use rdsiam_testkit::rdsapi::{Inventory, RdsApi};
+    let env = Env::new();
+    let api = RdsApi::start(Inventory::article()).unwrap();
+    let endpoint = Inventory::article().proxies[0].endpoint.clone();
+    // The gate plays the RDS Proxy endpoint: tokens must be signed for it.
+    let gate = crate::db::gate_for(&endpoint, Some(5432));
+    let port = crate::support::closed_port();
+    let mut cmd = env.cmd();
+    cmd.args(["proxy", "--proxy", "PostgreSqlProxy", "-U", "iamuserapp", "-d", "app"])
+        .args(["--region", crate::support::REGION, "--endpoint-url", &api.url()])
+        .args(["--via", &format!("127.0.0.1:{}", gate.port())])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--pool"])
+        .arg("--ca-bundle")
+        .arg(crate::db::ca_file(&env, &gate));
+    let _proxy = Proxy::start(cmd, 1);
+    let pids: Vec<String> = (0..5).map(|i| sql(&env, port, &format!("c{i}"), PID)).collect();
+    assert!(pids.iter().all(|p| *p == pids[0]), "{pids:?}");
+    assert_eq!(logins(&gate), 1, "{:?}", gate.events());
+}
+
+#[test]
+fn run_pool_reuses_sessions_for_a_commands_short_connections() {
+    let env = Env::new();
+    let gate = gate();
+    let psql = postgres().psql_path().display().to_string();
+    let script = format!("for i in 1 2 3; do '{psql}' -XtAc 'select pg_backend_pid()'; done");
+    let tmp = env.home().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut cmd = env.cmd();
+    cmd.args(["run", "--host", "localhost", "--port", &gate.port().to_string()])
+        .args(["-U", "iamuserapp", "-d", "app", "--region", crate::support::REGION, "--pool"])
+        .arg("--ca-bundle")
+        .arg(crate::db::ca_file(&env, &gate))
+        .env("TMPDIR", &tmp)
+        .args(["--", "sh", "-c", &script]);
+    let out = crate::support::expect(&mut cmd, 0);
+    let pids: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(pids.len(), 3, "{}", out.stdout);
+    assert!(pids.iter().all(|p| *p == pids[0]), "{pids:?}");
+    assert_eq!(logins(&gate), 1, "{:?}", gate.events());
+}
