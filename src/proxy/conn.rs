@@ -538,6 +538,25 @@ fn check(
             "rdsiam proxy: no PostgreSQL user name specified in startup packet",
         ));
     }
+    // PostgreSQL cuts longer names to 63 bytes, so the token (signed for the
+    // whole name) would meet another user and fail as a PAM error (issue 24).
+    for (what, name) in [
+        ("user", user),
+        ("database", startup.get("database").unwrap_or(user)),
+    ] {
+        if name.len() > 63 {
+            return Some(
+                ErrorReply::fatal(
+                    "42622",
+                    format!(
+                        "rdsiam proxy: the {what} name is {} bytes long; PostgreSQL names are at most 63 bytes",
+                        name.len()
+                    ),
+                )
+                .hint(format!("connect with a {what} name of at most 63 bytes")),
+            );
+        }
+    }
     if let Some(pinned) = &up.pinned_user
         && pinned != user
     {

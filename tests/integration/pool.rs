@@ -229,14 +229,29 @@ fn pooling_in_front_of_an_rds_proxy_target_saves_its_logins() {
     let gate = crate::db::gate_for(&endpoint, Some(5432));
     let port = crate::support::closed_port();
     let mut cmd = env.cmd();
-    cmd.args(["proxy", "--proxy", "PostgreSqlProxy", "-U", "iamuserapp", "-d", "app"])
-        .args(["--region", crate::support::REGION, "--endpoint-url", &api.url()])
-        .args(["--via", &format!("127.0.0.1:{}", gate.port())])
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--pool"])
-        .arg("--ca-bundle")
-        .arg(crate::db::ca_file(&env, &gate));
+    cmd.args([
+        "proxy",
+        "--proxy",
+        "PostgreSqlProxy",
+        "-U",
+        "iamuserapp",
+        "-d",
+        "app",
+    ])
+    .args([
+        "--region",
+        crate::support::REGION,
+        "--endpoint-url",
+        &api.url(),
+    ])
+    .args(["--via", &format!("127.0.0.1:{}", gate.port())])
+    .args(["--listen", &format!("127.0.0.1:{port}"), "--pool"])
+    .arg("--ca-bundle")
+    .arg(crate::db::ca_file(&env, &gate));
     let _proxy = Proxy::start(cmd, 1);
-    let pids: Vec<String> = (0..5).map(|i| sql(&env, port, &format!("c{i}"), PID)).collect();
+    let pids: Vec<String> = (0..5)
+        .map(|i| sql(&env, port, &format!("c{i}"), PID))
+        .collect();
     assert!(pids.iter().all(|p| *p == pids[0]), "{pids:?}");
     assert_eq!(logins(&gate), 1, "{:?}", gate.events());
 }
@@ -250,15 +265,51 @@ fn run_pool_reuses_sessions_for_a_commands_short_connections() {
     let tmp = env.home().join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     let mut cmd = env.cmd();
-    cmd.args(["run", "--host", "localhost", "--port", &gate.port().to_string()])
-        .args(["-U", "iamuserapp", "-d", "app", "--region", crate::support::REGION, "--pool"])
-        .arg("--ca-bundle")
-        .arg(crate::db::ca_file(&env, &gate))
-        .env("TMPDIR", &tmp)
-        .args(["--", "sh", "-c", &script]);
+    cmd.args([
+        "run",
+        "--host",
+        "localhost",
+        "--port",
+        &gate.port().to_string(),
+    ])
+    .args([
+        "-U",
+        "iamuserapp",
+        "-d",
+        "app",
+        "--region",
+        crate::support::REGION,
+        "--pool",
+    ])
+    .arg("--ca-bundle")
+    .arg(crate::db::ca_file(&env, &gate))
+    .env("TMPDIR", &tmp)
+    .args(["--", "sh", "-c", &script]);
     let out = crate::support::expect(&mut cmd, 0);
     let pids: Vec<&str> = out.stdout.split_whitespace().collect();
     assert_eq!(pids.len(), 3, "{}", out.stdout);
     assert!(pids.iter().all(|p| *p == pids[0]), "{pids:?}");
     assert_eq!(logins(&gate), 1, "{:?}", gate.events());
+}
+
+#[test]
+fn a_name_longer_than_postgresql_takes_is_refused_by_the_proxy_not_by_pam() {
+    let env = Env::new();
+    let gate = gate();
+    let (cmd, port) = proxy_cmd(&env, &gate, &[]);
+    let _proxy = Proxy::start(cmd, 1);
+    let long = "u".repeat(64);
+    let out = output_within(
+        psql(&env).args([
+            &format!("host=127.0.0.1 port={port} user={long} dbname=app sslmode=disable"),
+            "-XtAc",
+            "select 1",
+        ]),
+        30,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("64 bytes long"), "{err}");
+    assert!(!err.contains("PAM"), "{err}");
+    assert_eq!(logins(&gate), 0);
 }
