@@ -379,6 +379,9 @@ struct Framer {
 pub struct Track {
     /// Queries and Syncs sent whose ReadyForQuery hasn't come back.
     pending: AtomicU64,
+    /// Extended-protocol messages sent since the last Sync: the server may
+    /// hold an implicit transaction that a reset would commit.
+    unsynced: AtomicU8,
     /// The last ReadyForQuery's status.
     status: AtomicU8,
     /// Bytes each way.
@@ -402,6 +405,7 @@ impl Track {
     pub fn clean(&self, end: &End) -> bool {
         *end == End::Terminate
             && self.pending.load(Relaxed) == 0
+            && self.unsynced.load(Relaxed) == 0
             && self.status.load(Relaxed) == b'I'
     }
 }
@@ -495,6 +499,11 @@ fn client_bytes(f: &mut Framer, mut bytes: &[u8], track: &Track) -> (usize, bool
                 if matches!(f.tag, b'Q' | b'S' | b'F') {
                     track.pending.fetch_add(1, Relaxed);
                 }
+                match f.tag {
+                    b'S' => track.unsynced.store(0, Relaxed),
+                    b'P' | b'B' | b'E' | b'D' | b'C' | b'H' => track.unsynced.store(1, Relaxed),
+                    _ => {}
+                }
             }
             continue;
         }
@@ -567,6 +576,29 @@ mod tests {
         assert!(terminated);
         assert_eq!(3 + forward, bytes.len() - 5);
         assert_eq!(track.pending.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn an_unsynced_extended_query_is_not_a_clean_end() {
+        let track = Track::default();
+        track.status.store(b'I', Relaxed);
+        let mut f = Framer::default();
+        // Parse, Bind, Execute without Sync, then Terminate.
+        let mut bytes = msg(b'P', b"\0select 1\0\0\0");
+        bytes.extend(msg(b'B', b"\0\0\0\0\0\0\0\0"));
+        bytes.extend(msg(b'E', b"\0\0\0\0\0"));
+        bytes.extend(msg(b'X', b""));
+        let (_, terminated) = client_bytes(&mut f, &bytes, &track);
+        assert!(terminated);
+        assert!(!track.clean(&End::Terminate));
+        // With its Sync answered, it is.
+        let track = Track::default();
+        let mut f = Framer::default();
+        let mut bytes = msg(b'P', b"\0select 1\0\0\0");
+        bytes.extend(msg(b'S', b""));
+        client_bytes(&mut f, &bytes, &track);
+        server_bytes(&mut Framer::default(), &msg(b'Z', b"I"), &track);
+        assert!(track.clean(&End::Terminate));
     }
 
     #[test]
