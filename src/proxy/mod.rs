@@ -20,6 +20,8 @@ pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod pool;
+#[cfg(target_os = "linux")]
+pub mod sockdiag;
 pub mod tokens;
 pub mod upstream;
 pub mod wire;
