@@ -179,6 +179,7 @@ def main():
 
     procs = []
     p_gate, h_gate, p_pg, h_pg = free_port(), free_port(), free_port(), free_port()
+    q_gate, hq_gate, q_pg, hq_pg = free_port(), free_port(), free_port(), free_port()
     logs = tempfile.mkdtemp()
     procs.append(subprocess.Popen(
         [rdsiam, "proxy", *TARGET, "-d", DB, "--listen", f"127.0.0.1:{p_gate}",
@@ -189,6 +190,18 @@ def main():
         [rdsiam, "proxy", "--host", "localhost", "--port", str(pg_port), "-U", USER, "-d", DB,
          "--listen", f"127.0.0.1:{p_pg}", "--http-address", f"127.0.0.1:{h_pg}"],
         env=env_pg, stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, "pg.log"), "w")))
+
+    # The same two with --pool; idle sessions go back after 1 s, like
+    # pgbouncer's below, so the sandbox's 60 connections are not held.
+    pool = ["--pool", "--pool-size", "40", "--pool-idle-timeout", "1"]
+    procs.append(subprocess.Popen(
+        [rdsiam, "proxy", *TARGET, "-d", DB, "--listen", f"127.0.0.1:{q_gate}",
+         "--http-address", f"127.0.0.1:{hq_gate}", *pool],
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, "gate-pool.log"), "w")))
+    procs.append(subprocess.Popen(
+        [rdsiam, "proxy", "--host", "localhost", "--port", str(pg_port), "-U", USER, "-d", DB,
+         "--listen", f"127.0.0.1:{q_pg}", "--http-address", f"127.0.0.1:{hq_pg}", *pool],
+        env=env_pg, stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, "pg-pool.log"), "w")))
 
     # pgbouncer refuses to run as root; it runs as postgres from a dir it can read.
     bdir = tempfile.mkdtemp(prefix="bench-pgbouncer-")
@@ -243,6 +256,7 @@ pidfile = {bdir}/pgbouncer.pid
 
     atexit.register(cleanup)
     for port, what in ((p_gate, "rdsiam proxy (gate)"), (p_pg, "rdsiam proxy (plain)"),
+                       (q_gate, "rdsiam proxy --pool (gate)"), (q_pg, "rdsiam proxy --pool (plain)"),
                        (p_bnc, "pgbouncer")):
         wait_port(port, what, logs)
 
@@ -251,13 +265,16 @@ pidfile = {bdir}/pgbouncer.pid
     configs = {
         ("gate", "direct"): (f"host=127.0.0.1 port={gate_port} user={USER} dbname={DB} {tls}", True),
         ("gate", "rdsiam proxy"): (f"host=127.0.0.1 port={p_gate} user={USER} dbname={DB} {local}", False),
+        ("gate", "rdsiam --pool"): (f"host=127.0.0.1 port={q_gate} user={USER} dbname={DB} {local}", False),
         ("gate", "pgbouncer"): (f"host=127.0.0.1 port={p_bnc} user={USER} dbname=gate {local}", False),
         ("plain", "direct"): (f"host=127.0.0.1 port={pg_port} user={USER} dbname={DB} {tls}", False),
         ("plain", "rdsiam proxy"): (f"host=127.0.0.1 port={p_pg} user={USER} dbname={DB} {local}", False),
+        ("plain", "rdsiam --pool"): (f"host=127.0.0.1 port={q_pg} user={USER} dbname={DB} {local}", False),
         ("plain", "pgbouncer"): (f"host=127.0.0.1 port={p_bnc} user={USER} dbname=plain {local}", False),
     }
-    modes = [(c, False) for c in counts] + [(4, True)]
+    modes = [(c, False) for c in counts] + [(4, True), (16, True)]
     proxy_pid = {("gate", "rdsiam proxy"): procs[0].pid, ("plain", "rdsiam proxy"): procs[1].pid,
+                 ("gate", "rdsiam --pool"): procs[2].pid, ("plain", "rdsiam --pool"): procs[3].pid,
                  ("gate", "pgbouncer"): None, ("plain", "pgbouncer"): None}
     results, cpu = {}, {}
     order = list(configs)
@@ -275,7 +292,7 @@ pidfile = {bdir}/pgbouncer.pid
                 cpu0, t0 = (cpu_secs(pid), time.time()) if pid else (0, 0)
                 r = pgbench(conninfo, clients, secs, each, tok if needs_token else None)
                 results.setdefault((key, clients, each), []).append(r)
-                if key[1] == "pgbouncer":
+                if key[1] in ("pgbouncer", "rdsiam --pool"):
                     time.sleep(2)  # its idle server connections close (server_idle_timeout)
                 if pid:
                     cpu.setdefault((key, clients, each), []).append(
@@ -284,6 +301,12 @@ pidfile = {bdir}/pgbouncer.pid
 
     minted = metric(h_gate, "rdsiam_proxy_tokens_minted_total")
     minted_pg = metric(h_pg, "rdsiam_proxy_tokens_minted_total")
+    # Upstream logins of the pooled proxies: client logins less reuses.
+    pooled = {}
+    for server, h in (("gate", hq_gate), ("plain", hq_pg)):
+        clients = metric(h, "rdsiam_proxy_login_seconds_count")
+        reuses = metric(h, "rdsiam_proxy_pool_reuses_total")
+        pooled[server] = (clients, clients - reuses)
     subprocess.run(["kill", "-TERM", bouncer_pid()])
     for p in procs:
         p.terminate()
@@ -294,19 +317,19 @@ pidfile = {bdir}/pgbouncer.pid
 
     med = lambda xs: statistics.median(xs)
     print(f"\npgbench -S, {secs} s per run, {rounds} interleaved rounds, medians "
-          f"(tps | latency ms); -C rows: pgbench -C -S -c 4")
-    print(f"{'server':6} {'clients':>8}  {'direct':>20}  {'rdsiam proxy':>20}  {'pgbouncer':>20}  proxy/direct  pgbouncer/direct")
+          f"(tps | latency ms); -C rows: pgbench -C -S (a new connection per transaction)")
+    print(f"{'server':6} {'clients':>8}  {'direct':>20}  {'rdsiam proxy':>20}  {'rdsiam --pool':>20}  {'pgbouncer':>20}  proxy/direct  pool/pgbouncer")
     for server in ("gate", "plain"):
         for clients, each in modes:
             cells, tps = [], {}
-            for tool in ("direct", "rdsiam proxy", "pgbouncer"):
+            for tool in ("direct", "rdsiam proxy", "rdsiam --pool", "pgbouncer"):
                 rs = results[((server, tool), clients, each)]
                 t, l = med([r[0] for r in rs]), med([r[1] for r in rs])
                 tps[tool] = t
                 cells.append(f"{t:9.0f} | {l:7.3f}")
             label = f"{clients}{' -C' if each else ''}"
-            print(f"{server:6} {label:>8}  {cells[0]:>20}  {cells[1]:>20}  {cells[2]:>20}  "
-                  f"{tps['rdsiam proxy'] / tps['direct']:11.0%}  {tps['pgbouncer'] / tps['direct']:15.0%}")
+            print(f"{server:6} {label:>8}  {cells[0]:>20}  {cells[1]:>20}  {cells[2]:>20}  {cells[3]:>20}  "
+                  f"{tps['rdsiam proxy'] / tps['direct']:11.0%}  {tps['rdsiam --pool'] / tps['pgbouncer']:13.0%}")
     print()
     for server in ("gate", "plain"):
         if 1 in counts:
@@ -321,6 +344,8 @@ pidfile = {bdir}/pgbouncer.pid
         f"{server} {clients}{' -C' if each else ''}: {med(cpu[((server, 'rdsiam proxy'), clients, each)]):.0%}"
         for server in ("gate", "plain") for clients, each in modes))
     print(f"tokens minted for the whole run: {minted:.0f} (gate proxy), {minted_pg:.0f} (plain proxy)")
+    for server, (clients, upstream) in pooled.items():
+        print(f"--pool ({server}): {clients:.0f} client logins served by {upstream:.0f} upstream logins")
     print(f"idle connections: {idle} held, proxy RSS {before} KiB -> {after} KiB, "
           f"{(after - before) / idle:.1f} KiB per connection")
 

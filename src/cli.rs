@@ -497,6 +497,29 @@ pub struct ListenArgs {
     pub allow_any_local_user: bool,
 }
 
+/// `--pool` and its limits, for `proxy` and `run`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PoolArgs {
+    /// Keep the upstream session of a client that ended cleanly, reset with DISCARD ALL,
+    /// for the next client with the same user, database and startup parameters (session
+    /// pooling: saves a TLS + IAM login per client)
+    #[arg(long, env = "RDSIAM_POOL", help_heading = "Pool")]
+    pub pool: bool,
+
+    /// With --pool: idle sessions kept per user, database and parameters
+    #[arg(long, value_name = "N", default_value_t = 20, env = "RDSIAM_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..=10_000), help_heading = "Pool")]
+    pub pool_size: u32,
+
+    /// With --pool: seconds a session may sit idle before it is closed
+    #[arg(long, value_name = "SECS", default_value_t = 60, env = "RDSIAM_POOL_IDLE_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=86_400), help_heading = "Pool")]
+    pub pool_idle_timeout: u64,
+
+    /// With --pool: seconds from a session's login after which it is not reused (default
+    /// under the 15-minute life of the token it logged in with)
+    #[arg(long, value_name = "SECS", default_value_t = 600, env = "RDSIAM_POOL_MAX_LIFETIME", value_parser = clap::value_parser!(u64).range(1..=86_400), help_heading = "Pool")]
+    pub pool_max_lifetime: u64,
+}
+
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
     #[command(flatten)]
@@ -511,6 +534,9 @@ pub struct ProxyArgs {
 
     #[command(flatten)]
     pub listen: ListenArgs,
+
+    #[command(flatten)]
+    pub pool: PoolArgs,
 }
 
 #[derive(Debug, Args)]
@@ -524,6 +550,9 @@ pub struct RunArgs {
     /// Client connections COMMAND may open at once
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_connections: u32,
+
+    #[command(flatten)]
+    pub pool: PoolArgs,
 
     /// The command and its arguments (after `--`)
     #[arg(last = true, required = true, value_name = "COMMAND")]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::cli::{ConnArgs, ListenArgs, LogFormat, ProxyArgs, TargetArgs};
+use crate::cli::{ConnArgs, ListenArgs, LogFormat, PoolArgs, ProxyArgs, TargetArgs};
 use crate::config::Config;
 use crate::connect::Connector;
 use crate::endpoint;
@@ -19,6 +19,7 @@ use crate::output::warn;
 use crate::proxy::admit::{self, Admission};
 use crate::proxy::limits::Limits;
 use crate::proxy::log::{Log, Value};
+use crate::proxy::pool::PoolConfig;
 use crate::proxy::tokens::system_clock;
 use crate::proxy::{self, Listen, Listener, Shared, Upstream};
 use crate::target::{self, Conn, Target};
@@ -62,6 +63,15 @@ pub fn run(args: ProxyArgs) -> Result<u8> {
 /// small machine where the database and its clients want the other cores.
 pub(crate) fn proxy_runtime() -> Result<tokio::runtime::Runtime> {
     super::runtime()
+}
+
+/// `--pool` and its limits as the proxy takes them.
+pub(crate) fn pool_config(args: &PoolArgs) -> Option<PoolConfig> {
+    args.pool.then(|| PoolConfig {
+        size: args.pool_size as usize,
+        idle_timeout: Duration::from_secs(args.pool_idle_timeout),
+        max_lifetime: Duration::from_secs(args.pool_max_lifetime),
+    })
 }
 
 /// Where to listen, checked before any network call.
@@ -390,6 +400,7 @@ fn conninfo_value(value: &str) -> String {
 }
 
 async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) -> Result<u8> {
+    let pool = pool_config(&args.pool);
     // Installed first: a signal during start-up stops the proxy once it has started.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -477,8 +488,10 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
             log,
             upstreams.clone(),
         )
-        .with_admission(admission),
+        .with_admission(admission)
+        .with_pool(pool),
     );
+    tokio::spawn(shared.clone().sweep_pool());
     let sockets: Vec<PathBuf> = listeners
         .iter()
         .filter_map(|l| match &l.listen {

@@ -57,6 +57,7 @@ pub fn psql(args: PsqlArgs, psql: PathBuf) -> Result<u8> {
         target: args.target,
         conn: args.conn,
         max_connections: 1000,
+        pool: Default::default(),
         command,
     })
 }
@@ -95,8 +96,10 @@ async fn supervise(
             },
             vec![up.clone()],
         )
-        .private(),
+        .private()
+        .with_pool(super::proxy::pool_config(&args.pool)),
     );
+    tokio::spawn(shared.clone().sweep_pool());
     tokio::spawn(proxy::accept_loop(
         Listener {
             listen: Listen::Unix(listener, socket),

@@ -16,6 +16,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::admit::{Refusal, Who};
 use super::log::Value;
 use super::metrics::Outcome;
+use super::pool::{self, Key, Pool, Session, Track};
 use super::upstream::{self, LoginError, Reply};
 use super::wire::{self, ErrorReply, First, Startup};
 use super::{Shared, Upstream};
@@ -298,36 +299,55 @@ where
         .cloned()
         .partition(|(k, _)| k.starts_with("_pq_."));
     let login_started = Instant::now();
-    let login = tokio::select! {
-        r = tokio::time::timeout(up.login_timeout, upstream::login(up, shared, &params, user)) => r,
-        () = shared.hard_stop.cancelled() => {
-            return (Outcome::Shutdown, (0, 0), Some("the proxy is shutting down".into()));
+    let database = startup.get("database").unwrap_or(user);
+    let app = startup.get("application_name").unwrap_or("");
+    let kept = match pooled_key(&shared.pool, up, user, database, &params) {
+        Some((pool, key)) => {
+            let kept = pool.take(&key, app).await;
+            shared.metrics.pool.idle.set(pool.idle() as i64);
+            kept
         }
+        None => None,
     };
-    let (mut server, greeting) = match login {
-        Ok(Ok(ok)) => ok,
-        Ok(Err(LoginError {
-            reply,
-            outcome,
-            reason,
-        })) => {
-            let bytes = match reply {
-                Reply::Built(reply) => reply.encode(),
-                Reply::Raw(bytes) => bytes,
-            };
-            let _ = send(client, &bytes).await;
-            return (outcome, (0, 0), Some(reason));
+    let (mut session, greeting) = match kept {
+        Some(session) => {
+            shared.metrics.pool.reuses.inc();
+            let greeting = session.greeting();
+            (session, greeting)
         }
-        Err(_) => {
-            let message = format!(
-                "timed out after {}s logging in to {}",
-                up.login_timeout.as_secs(),
-                up.at()
-            );
-            let reply = ErrorReply::fatal("08006", format!("rdsiam proxy: {message}"))
-                .hint(crate::connect::TIMEOUT_HINT);
-            let _ = send(client, &reply.encode()).await;
-            return (Outcome::Failed, (0, 0), Some(message));
+        None => {
+            let login = tokio::select! {
+                r = tokio::time::timeout(up.login_timeout, upstream::login(up, shared, &params, user)) => r,
+                () = shared.hard_stop.cancelled() => {
+                    return (Outcome::Shutdown, (0, 0), Some("the proxy is shutting down".into()));
+                }
+            };
+            match login {
+                Ok(Ok((server, greeting))) => (Session::new(server, &greeting), greeting),
+                Ok(Err(LoginError {
+                    reply,
+                    outcome,
+                    reason,
+                })) => {
+                    let bytes = match reply {
+                        Reply::Built(reply) => reply.encode(),
+                        Reply::Raw(bytes) => bytes,
+                    };
+                    let _ = send(client, &bytes).await;
+                    return (outcome, (0, 0), Some(reason));
+                }
+                Err(_) => {
+                    let message = format!(
+                        "timed out after {}s logging in to {}",
+                        up.login_timeout.as_secs(),
+                        up.at()
+                    );
+                    let reply = ErrorReply::fatal("08006", format!("rdsiam proxy: {message}"))
+                        .hint(crate::connect::TIMEOUT_HINT);
+                    let _ = send(client, &reply.encode()).await;
+                    return (Outcome::Failed, (0, 0), Some(message));
+                }
+            }
         }
     };
     let mut hello = Vec::with_capacity(greeting.len() + 32);
@@ -356,29 +376,77 @@ where
     }
     drop(hello);
 
-    // Counted as they go, so a relay that breaks still reports what it moved.
-    let mut client = Counted::new(client);
-    let mut server = Counted::new(&mut server);
-    let relay = tokio::io::copy_bidirectional_with_sizes(
-        &mut client,
-        &mut server,
-        RELAY_BUFFER,
-        RELAY_BUFFER,
-    );
-    let (outcome, reason) = tokio::select! {
-        r = relay => match r {
-            Ok(_) => (Outcome::Ok, None),
-            // One side went away abruptly: over either way, but not a clean end.
-            Err(err) => (Outcome::Broken, Some(err.to_string())),
-        },
-        () = shared.hard_stop.cancelled() => {
-            (Outcome::Shutdown, Some("closed at the end of the drain".into()))
+    let (outcome, reason, relayed) = match pooled_key(&shared.pool, up, user, database, &params) {
+        // Pooled: a relay that sees message boundaries, then the session
+        // reset and kept, or closed.
+        Some((pool, pool_key)) => {
+            shared.metrics.pool.in_use.inc();
+            let track = Track::default();
+            let relay = pool::relay(client, &mut session, &track, RELAY_BUFFER);
+            let (outcome, reason, end) = tokio::select! {
+                r = relay => match r {
+                    Ok(end) => (Outcome::Ok, None, Some(end)),
+                    Err(err) => (Outcome::Broken, Some(err.to_string()), None),
+                },
+                () = shared.hard_stop.cancelled() => {
+                    (Outcome::Shutdown, Some("closed at the end of the drain".into()), None)
+                }
+            };
+            shared.metrics.pool.in_use.dec();
+            let relayed = (
+                track.to_server.load(std::sync::atomic::Ordering::Relaxed),
+                track.to_client.load(std::sync::atomic::Ordering::Relaxed),
+            );
+            if let Some(end) = end
+                && track.clean(&end)
+                && !shared.stop.is_cancelled()
+            {
+                if !pool.give_back(pool_key, session).await {
+                    shared.metrics.pool.resets_failed.inc();
+                }
+                shared.metrics.pool.idle.set(pool.idle() as i64);
+            }
+            (outcome, reason, relayed)
+        }
+        None => {
+            // Counted as they go, so a relay that breaks still reports what it moved.
+            let mut client = Counted::new(client);
+            let mut server = Counted::new(&mut session.server);
+            let relay = tokio::io::copy_bidirectional_with_sizes(
+                &mut client,
+                &mut server,
+                RELAY_BUFFER,
+                RELAY_BUFFER,
+            );
+            let (outcome, reason) = tokio::select! {
+                r = relay => match r {
+                    Ok(_) => (Outcome::Ok, None),
+                    // One side went away abruptly: over either way, but not a clean end.
+                    Err(err) => (Outcome::Broken, Some(err.to_string())),
+                },
+                () = shared.hard_stop.cancelled() => {
+                    (Outcome::Shutdown, Some("closed at the end of the drain".into()))
+                }
+            };
+            (outcome, reason, (server.written, client.written))
         }
     };
     if let Some((pid, key)) = key {
         shared.cancels.forget(pid, key);
     }
-    (outcome, (server.written, client.written), reason)
+    (outcome, relayed, reason)
+}
+
+/// The pool and this client's key in it, when pooling is on.
+fn pooled_key<'a>(
+    pool: &'a Option<Pool>,
+    up: &Upstream,
+    user: &str,
+    database: &str,
+    params: &[(String, String)],
+) -> Option<(&'a Pool, Key)> {
+    pool.as_ref()
+        .map(|pool| (pool, Key::new(&up.name, user, database, params)))
 }
 
 /// A stream that counts the bytes written to it.
@@ -463,6 +531,25 @@ fn check(
             "28000",
             "rdsiam proxy: no PostgreSQL user name specified in startup packet",
         ));
+    }
+    // PostgreSQL cuts longer names to 63 bytes, so the token (signed for the
+    // whole name) would meet another user and fail as a PAM error (issue 24).
+    for (what, name) in [
+        ("user", user),
+        ("database", startup.get("database").unwrap_or(user)),
+    ] {
+        if name.len() > 63 {
+            return Some(
+                ErrorReply::fatal(
+                    "42622",
+                    format!(
+                        "rdsiam proxy: the {what} name is {} bytes long; PostgreSQL names are at most 63 bytes",
+                        name.len()
+                    ),
+                )
+                .hint(format!("connect with a {what} name of at most 63 bytes")),
+            );
+        }
     }
     if let Some(pinned) = &up.pinned_user
         && pinned != user

@@ -59,6 +59,16 @@ pub struct Metrics {
     bytes: Family<Labels, Counter>,
     refusals: Family<Labels, Counter>,
     pub credentials_expiry: Gauge<f64, AtomicU64>,
+    /// `--pool`: sessions idle and in use, reuses, failed resets.
+    pub pool: PoolMetrics,
+}
+
+#[derive(Default)]
+pub struct PoolMetrics {
+    pub idle: Gauge,
+    pub in_use: Gauge,
+    pub reuses: Counter,
+    pub resets_failed: Counter,
 }
 
 impl Metrics {
@@ -102,7 +112,29 @@ impl Metrics {
             "When the AWS credentials in use expire (unix time; 0 when they don't)",
             credentials_expiry.clone(),
         );
+        let pool = PoolMetrics::default();
+        registry.register(
+            "pool_sessions_idle",
+            "--pool: upstream sessions kept idle for the next client",
+            pool.idle.clone(),
+        );
+        registry.register(
+            "pool_sessions_in_use",
+            "--pool: upstream sessions serving a client",
+            pool.in_use.clone(),
+        );
+        registry.register(
+            "pool_reuses",
+            "--pool: clients served by a kept session: upstream logins saved",
+            pool.reuses.clone(),
+        );
+        registry.register(
+            "pool_resets_failed",
+            "--pool: sessions closed because their reset (DISCARD ALL) failed",
+            pool.resets_failed.clone(),
+        );
         Metrics {
+            pool,
             registry,
             open,
             connections,

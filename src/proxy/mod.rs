@@ -19,6 +19,9 @@ pub mod http;
 pub mod limits;
 pub mod log;
 pub mod metrics;
+pub mod pool;
+#[cfg(target_os = "linux")]
+pub mod sockdiag;
 pub mod tokens;
 pub mod upstream;
 pub mod wire;
@@ -125,6 +128,8 @@ pub struct Shared {
     pub hard_stop: CancellationToken,
     /// Every client connection's task.
     pub tracker: TaskTracker,
+    /// `--pool`: upstream sessions kept for the next client.
+    pub pool: Option<pool::Pool>,
     upstreams: Vec<Arc<Upstream>>,
     started: AtomicBool,
     next_id: AtomicU64,
@@ -143,6 +148,7 @@ impl Shared {
             stop: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            pool: None,
             upstreams,
             started: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
@@ -157,6 +163,28 @@ impl Shared {
     pub fn with_admission(mut self, admission: Admission) -> Shared {
         self.admission = admit::Checker::new(admission);
         self
+    }
+
+    /// Keep upstream sessions for reuse (`--pool`).
+    pub fn with_pool(mut self, config: Option<pool::PoolConfig>) -> Shared {
+        self.pool = config.map(pool::Pool::new);
+        self
+    }
+
+    /// Closes pooled sessions past their idle timeout or lifetime, each
+    /// second, until the proxy stops (then all of them).
+    pub async fn sweep_pool(self: Arc<Self>) {
+        let Some(pool) = &self.pool else { return };
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {
+                    self.metrics.pool.idle.set(pool.sweep() as i64);
+                }
+                () = self.stop.cancelled() => break,
+            }
+        }
+        pool.clear();
+        self.metrics.pool.idle.set(0);
     }
 
     /// `rdsiam run`'s proxy: the owner only, and hints that fit it.

@@ -10,6 +10,7 @@ mod db;
 mod doctor;
 mod hardening;
 mod layers;
+mod pool;
 mod proxy;
 mod proxy_security;
 mod psql;
