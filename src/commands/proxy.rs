@@ -382,7 +382,9 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
     let resolving = async {
         let mut upstreams = Vec::new();
         for (p, bare) in planned {
-            upstreams.push(Arc::new(resolve(p, bare).await?));
+            upstreams.push(Arc::new(
+                resolve(p, bare).await?.with_failover(&args.failover),
+            ));
         }
         Ok::<_, anyhow::Error>(upstreams)
     };

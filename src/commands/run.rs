@@ -50,6 +50,11 @@ pub fn psql(args: PsqlArgs, psql: PathBuf) -> Result<u8> {
         target: args.target,
         conn: args.conn,
         max_connections: 1000,
+        failover: crate::cli::FailoverArgs {
+            expect_writer: false,
+            failover_timeout: crate::proxy::DEFAULT_FAILOVER_TIMEOUT.as_secs(),
+            login_timeout: crate::proxy::DEFAULT_LOGIN_TIMEOUT.as_secs(),
+        },
         command,
     })
 }
@@ -64,7 +69,7 @@ async fn supervise(planned: super::proxy::Planned, bare: bool, args: &RunArgs) -
 
     // Before COMMAND runs, a signal stops rdsiam itself (the RDS API may hang).
     let up = tokio::select! {
-        r = resolve(planned, bare) => Arc::new(r?),
+        r = resolve(planned, bare) => Arc::new(r?.with_failover(&args.failover)),
         _ = sigint.recv() => return Ok(130),
         _ = sigterm.recv() => return Ok(143),
         _ = sighup.recv() => return Ok(129),

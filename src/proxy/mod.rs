@@ -54,8 +54,20 @@ pub struct Upstream {
     /// A target that names a user admits only that user.
     pub pinned_user: Option<String>,
     pub tokens: TokenCache,
-    /// TCP, TLS and login together, per connection.
+    /// How long the server may take to answer a login (after TCP and TLS,
+    /// which `--connect-timeout` bounds), per attempt.
     pub login_timeout: Duration,
+    /// A writer target (`--cluster` without `--reader`, or
+    /// `--expect-writer`): a login that reaches a read-only server, or
+    /// nothing, is retried during a failover (issue 19).
+    pub writer_only: bool,
+    /// How long a writer target's login keeps retrying through a failover.
+    pub failover_timeout: Duration,
+    /// When the failover under way was first seen.
+    failover_since: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Refused logins per user, so a user refused again and again is
+    /// answered from the count for a while.
+    pub refusals: tokens::Refusals,
 }
 
 impl Upstream {
@@ -74,9 +86,14 @@ impl Upstream {
                 resolved.endpoint.host
             ))
         })?;
+        let writer_only = resolved.endpoint.kind == crate::endpoint::EndpointKind::ClusterWriter;
         Ok(Upstream {
             name,
-            login_timeout: connector.timeout,
+            login_timeout: DEFAULT_LOGIN_TIMEOUT,
+            writer_only,
+            failover_timeout: DEFAULT_FAILOVER_TIMEOUT,
+            failover_since: std::sync::Mutex::new(None),
+            refusals: tokens::Refusals::default(),
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
             server_name,
             resolved,
@@ -84,6 +101,54 @@ impl Upstream {
             pinned_user,
             tokens: TokenCache::new(clock, token_lifetime),
         })
+    }
+
+    /// Apply `--expect-writer`, `--failover-timeout` and `--login-timeout`.
+    pub fn with_failover(mut self, args: &crate::cli::FailoverArgs) -> Upstream {
+        self.writer_only |= args.expect_writer;
+        self.failover_timeout = Duration::from_secs(args.failover_timeout);
+        self.login_timeout = Duration::from_secs(args.login_timeout);
+        self
+    }
+
+    /// A login found no writer: the first such after good ones starts a
+    /// failover (counted and logged once).
+    pub fn failover_seen(&self, shared: &Shared, why: &str) {
+        let mut since = self
+            .failover_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if since.is_none() {
+            *since = Some(std::time::Instant::now());
+            shared.metrics.failovers.inc();
+            shared.log.line(
+                "failover",
+                &[
+                    ("target", Value::Str(&self.name)),
+                    ("at", Value::Str(&self.at())),
+                    ("reason", Value::Str(why)),
+                ],
+            );
+        }
+    }
+
+    /// A login reached a writer: a failover under way is over.
+    pub fn failover_over(&self, shared: &Shared) {
+        let mut since = self
+            .failover_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = since.take() {
+            let took = at.elapsed().as_secs_f64();
+            shared.metrics.failover_recovery_seconds.observe(took);
+            shared.log.line(
+                "failover-over",
+                &[
+                    ("target", Value::Str(&self.name)),
+                    ("first_good_login_after", Value::Secs(took)),
+                ],
+            );
+        }
     }
 
     /// `host:port` (and the tunnel), for messages.
@@ -95,6 +160,12 @@ impl Upstream {
         }
     }
 }
+
+/// The server's time to answer a login, by default: a busy server letting
+/// many logins in at once takes seconds, which is not a network failure.
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a writer target's login waits through a failover, by default.
+pub const DEFAULT_FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// State every task of one proxy shares.
 pub struct Shared {

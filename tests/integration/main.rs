@@ -7,6 +7,7 @@ mod config;
 mod contract;
 mod db;
 mod doctor;
+mod failover;
 mod hardening;
 mod layers;
 mod proxy;
