@@ -79,6 +79,8 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s o -l output -d '
 json\t''"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l no-config -d 'Ignore the config file'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l expect-writer -d 'Fail with exit 6 unless the session is on the writer (not a read-only server)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l expect-reader -d 'Fail with exit 6 unless the session is on a reader (a hot standby)'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l no-aws-identity -d 'Skip the STS GetCallerIdentity call'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s V -l version -d 'Print version'
@@ -225,8 +227,11 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l max-connection-r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l max-sigterm-delay -d 'Seconds open connections get to finish after SIGTERM/SIGINT (a second signal ends at once)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l log-format -d 'Connection log format on stderr' -r -f -a "text\t'`rdsiam: proxy: open conn=1 client=… user=…`'
 json\t'One JSON object per line'"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l failover-timeout -d 'Seconds a login for a writer target keeps retrying through a failover' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l login-timeout -d 'Seconds the server may take to answer a login once TCP and TLS are up (a busy server is slow, not unreachable)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l no-config -d 'Ignore the config file'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l expect-writer -d 'Only a writer will do: a login that reaches a read-only server (or none) is retried until --failover-timeout (always so for --cluster without --reader)'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -s V -l version -d 'Print version'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l proxy -d 'RDS Proxy name (exact match first, then case-insensitive)' -r
@@ -246,9 +251,12 @@ verify-ca\t'Verify the chain only'
 require\t'Encrypt without verifying (not recommended)'"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l ca-bundle -d 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]' -r -F
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l connect-timeout -d 'Seconds to wait for TCP, TLS and login together [default: 10]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l failover-timeout -d 'Seconds a login for a writer target keeps retrying through a failover' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l login-timeout -d 'Seconds the server may take to answer a login once TCP and TLS are up (a busy server is slow, not unreachable)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l max-connections -d 'Client connections COMMAND may open at once' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l no-config -d 'Ignore the config file'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l expect-writer -d 'Only a writer will do: a login that reaches a read-only server (or none) is retried until --failover-timeout (always so for --cluster without --reader)'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -s V -l version -d 'Print version'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand completions" -s h -l help -d 'Print help'
