@@ -68,6 +68,10 @@ pub struct Upstream {
     /// Refused logins per user, so a user refused again and again is
     /// answered from the count for a while.
     pub refusals: tokens::Refusals,
+    /// Set when the database refused a fresh token and STS said the AWS
+    /// credentials themselves are bad: `/readiness` answers 503 until a
+    /// login works again (issue 24).
+    pub credentials_refused: std::sync::Mutex<Option<String>>,
 }
 
 impl Upstream {
@@ -94,6 +98,7 @@ impl Upstream {
             failover_timeout: DEFAULT_FAILOVER_TIMEOUT,
             failover_since: std::sync::Mutex::new(None),
             refusals: tokens::Refusals::default(),
+            credentials_refused: std::sync::Mutex::new(None),
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
             server_name,
             resolved,
@@ -222,6 +227,19 @@ impl Shared {
         }
         if self.stop.is_cancelled() {
             return Err("shutting down".into());
+        }
+        for up in &self.upstreams {
+            if let Some(why) = up
+                .credentials_refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                return Err(format!(
+                    "the database refuses IAM logins for {}: {why}",
+                    up.name
+                ));
+            }
         }
         let now = SystemTime::now();
         for up in &self.upstreams {

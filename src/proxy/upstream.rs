@@ -178,6 +178,7 @@ pub async fn login(
         match attempt(up, shared, params, user).await {
             Ok(ok) => {
                 up.refusals.clear(user);
+                lock(&up.credentials_refused).take();
                 up.failover_over(shared);
                 return Ok(ok);
             }
@@ -236,10 +237,45 @@ pub async fn login(
             }
             Err(Failed::Refused(error)) => {
                 up.refusals.note(user);
+                if let Some(why) = credentials_rejected(up).await {
+                    shared.log.line(
+                        "credentials-refused",
+                        &[("target", Value::Str(&up.name)), ("sts", Value::Str(&why))],
+                    );
+                    *lock(&up.credentials_refused) = Some(why);
+                }
                 return Err(error);
             }
         }
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether STS says the AWS credentials themselves are wrong or revoked
+/// (the cause of a refusal that is no role's or policy's fault). Best
+/// effort: no answer within 5 s, or no SDK on this path, says nothing.
+async fn credentials_rejected(up: &Upstream) -> Option<String> {
+    use aws_sdk_sts::error::ProvideErrorMetadata;
+    let sts = up.resolved.aws.sts().ok()?;
+    let call = sts.get_caller_identity().send();
+    let err = match tokio::time::timeout(Duration::from_secs(5), call).await {
+        Ok(Err(err)) => err,
+        _ => return None,
+    };
+    let code = err.as_service_error().and_then(|e| e.code())?.to_owned();
+    matches!(
+        code.as_str(),
+        "InvalidClientTokenId"
+            | "SignatureDoesNotMatch"
+            | "ExpiredToken"
+            | "UnrecognizedClientException"
+    )
+    .then(|| {
+        format!("STS says the AWS credentials are wrong or revoked ({code}); fix or renew them")
+    })
 }
 
 /// The FATAL a client gets when no writer answered within `--failover-timeout`.

@@ -374,3 +374,34 @@ fn a_burst_of_slow_logins_succeeds_and_timeouts_name_their_stage() {
         "{err}"
     );
 }
+
+/// Issue 24: with a wrong AWS secret every login is refused; once STS
+/// confirms the credentials are the cause, /readiness turns 503.
+#[test]
+fn readiness_turns_503_when_the_credentials_are_refused() {
+    use rdsiam_testkit::gate::{TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY};
+    use rdsiam_testkit::rdsapi::{Inventory, RdsApi};
+    let env = Env::new();
+    let gate = gate();
+    let api = RdsApi::start(Inventory::article()).unwrap();
+    api.require_signatures(&[(TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY)]);
+    let http = closed_port();
+    let (mut cmd, port) = proxy_cmd(
+        &env,
+        &gate,
+        &["--http-address", &format!("127.0.0.1:{http}")],
+    );
+    cmd.env(
+        "AWS_SECRET_ACCESS_KEY",
+        "wrongwrongwrongwrongwrongwrongwrongwrong",
+    )
+    .env("AWS_ENDPOINT_URL_STS", api.url());
+    let proxy = Proxy::start(cmd, 1);
+    assert_eq!(http_get(http, "/readiness").0, 200);
+    let (code, _, err) = through(&env, port, "select 1");
+    assert_ne!(code, 0);
+    assert!(err.contains("wrong or revoked AWS credentials"), "{err}");
+    let (status, body) = http_get(http, "/readiness");
+    assert_eq!(status, 503, "{body}\n{}", proxy.stderr());
+    assert!(body.contains("SignatureDoesNotMatch"), "{body}");
+}
