@@ -81,12 +81,20 @@ impl Cluster {
         endpoint_port: Option<u16>,
     ) -> Result<Cluster> {
         let writer = Postgres::start().context("starting the writer")?;
+        Self::around(writer, |cfg| {
+            cfg.endpoint_host = writer_host.to_owned();
+            cfg.endpoint_port = endpoint_port;
+            cfg.extra_hosts = extra_hosts.iter().map(|h| (*h).to_owned()).collect();
+            cfg.reader_hosts = vec![reader_host.to_owned()];
+        })
+    }
+
+    /// A cluster around a writer already started: a standby copied from it, and a gate
+    /// configured by `configure` (which sets the hosts; the ports are filled in here).
+    pub fn around(writer: Postgres, configure: impl FnOnce(&mut GateConfig)) -> Result<Cluster> {
         let reader = Postgres::start_standby_of(&writer).context("starting the reader")?;
         let mut cfg = GateConfig::new(&writer);
-        cfg.endpoint_host = writer_host.to_owned();
-        cfg.endpoint_port = endpoint_port;
-        cfg.extra_hosts = extra_hosts.iter().map(|h| (*h).to_owned()).collect();
-        cfg.reader_hosts = vec![reader_host.to_owned()];
+        configure(&mut cfg);
         cfg.reader_backend_port = Some(reader.port());
         let gate = Gate::start(cfg)?;
         Ok(Cluster {
@@ -115,6 +123,11 @@ impl Cluster {
             .as_ref()
             .context("the cluster has no reader now")?
             .psql_super(db, sql)
+    }
+
+    /// The current writer (held locked while the guard lives; a failover waits for it).
+    pub fn writer(&self) -> WriterGuard<'_> {
+        WriterGuard(self.nodes())
     }
 
     /// The current writer's PostgreSQL port.
@@ -177,5 +190,15 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         // Field order would drop the gate first anyway; said here so a reorder can't change it.
         self.gate.set_writer_backend(None);
+    }
+}
+
+/// The current writer, borrowed from a [`Cluster`].
+pub struct WriterGuard<'a>(std::sync::MutexGuard<'a, Nodes>);
+
+impl std::ops::Deref for WriterGuard<'_> {
+    type Target = Postgres;
+    fn deref(&self) -> &Postgres {
+        &self.0.writer
     }
 }
