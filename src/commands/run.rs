@@ -69,7 +69,7 @@ async fn supervise(planned: super::proxy::Planned, bare: bool, args: &RunArgs) -
 
     // Before COMMAND runs, a signal stops rdsiam itself (the RDS API may hang).
     let up = tokio::select! {
-        r = resolve(planned, bare) => Arc::new(r?.with_failover(&args.failover)),
+        r = resolve(planned, bare) => Arc::new(r?.with_failover(super::proxy::failover_settings(&args.failover))),
         _ = sigint.recv() => return Ok(130),
         _ = sigterm.recv() => return Ok(143),
         _ = sighup.recv() => return Ok(129),

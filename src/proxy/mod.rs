@@ -109,10 +109,10 @@ impl Upstream {
     }
 
     /// Apply `--expect-writer`, `--failover-timeout` and `--login-timeout`.
-    pub fn with_failover(mut self, args: &crate::cli::FailoverArgs) -> Upstream {
-        self.writer_only |= args.expect_writer;
-        self.failover_timeout = Duration::from_secs(args.failover_timeout);
-        self.login_timeout = Duration::from_secs(args.login_timeout);
+    pub fn with_failover(mut self, settings: FailoverSettings) -> Upstream {
+        self.writer_only |= settings.expect_writer;
+        self.failover_timeout = settings.failover_timeout;
+        self.login_timeout = settings.login_timeout;
         self
     }
 
@@ -171,6 +171,14 @@ impl Upstream {
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a writer target's login waits through a failover, by default.
 pub const DEFAULT_FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a target's logins come through a failover and how long they wait.
+#[derive(Clone, Copy, Debug)]
+pub struct FailoverSettings {
+    pub expect_writer: bool,
+    pub failover_timeout: Duration,
+    pub login_timeout: Duration,
+}
 
 /// State every task of one proxy shares.
 pub struct Shared {
