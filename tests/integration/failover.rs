@@ -405,3 +405,83 @@ fn readiness_turns_503_when_the_credentials_are_refused() {
     assert_eq!(status, 503, "{body}\n{}", proxy.stderr());
     assert!(body.contains("SignatureDoesNotMatch"), "{body}");
 }
+
+/// `sql -c` whose session a failover cuts stops with exit 4 and says the
+/// statement's fate is unknown; nothing is re-run.
+#[test]
+fn a_script_cut_by_a_failover_stops_with_exit_4() {
+    let env = Env::new();
+    let cluster = cluster();
+    let mut sql = at(&env, &cluster, "sql", WRITER);
+    sql.args(["-c", "select pg_sleep(60)"]);
+    let running = std::thread::spawn(move || output_within(&mut sql, 90));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cluster
+        .psql_writer(
+            "app",
+            "select count(*) from pg_stat_activity where query = 'select pg_sleep(60)'",
+        )
+        .unwrap()
+        != "1"
+    {
+        assert!(Instant::now() < deadline, "the statement never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster
+        .failover(Failover {
+            dns_lag: Duration::from_millis(200),
+            ..Failover::default()
+        })
+        .unwrap();
+    let out = running.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.starts_with("rdsiam: "), "{err}");
+    assert!(
+        err.contains("fate is unknown") && err.contains("57P01"),
+        "{err}"
+    );
+}
+
+/// At the prompt, a statement whose session a failover cuts comes back on
+/// the prompt line, not re-run; the next statement reconnects (a fresh
+/// token, the name resolved again) and lands on the new writer.
+#[test]
+fn the_prompt_gives_back_a_statement_a_failover_cut_and_reconnects() {
+    let env = Env::new();
+    let cluster = cluster();
+    let cmd = at(&env, &cluster, "sql", WRITER);
+    let mut term = rdsiam_testkit::pty::Pty::spawn(cmd);
+    term.expect("iamuserapp@app=> ");
+    term.line("select pg_sleep(60);");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cluster
+        .psql_writer(
+            "app",
+            "select count(*) from pg_stat_activity where query like 'select pg_sleep(60)%' and pid <> pg_backend_pid()",
+        )
+        .unwrap()
+        != "1"
+    {
+        assert!(Instant::now() < deadline, "the statement never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster
+        .failover(Failover {
+            dns_lag: Duration::from_millis(200),
+            ..Failover::default()
+        })
+        .unwrap();
+    term.expect("57P01");
+    term.expect("back on the prompt line, not re-run");
+    // The interrupted statement is on the prompt line again: Ctrl-C clears it.
+    term.expect("iamuserapp@app=> select pg_sleep(60);");
+    term.send("\x03");
+    term.expect("iamuserapp@app=> ");
+    term.line("select pg_is_in_recovery() as standby;");
+    term.expect("reconnected");
+    term.expect("standby");
+    term.expect("f");
+    term.expect("iamuserapp@app=> ");
+    term.line("\\q");
+}
