@@ -485,3 +485,46 @@ fn the_prompt_gives_back_a_statement_a_failover_cut_and_reconnects() {
     term.expect("iamuserapp@app=> ");
     term.line("\\q");
 }
+
+/// With --continue-on-error the script says so, reconnects and goes on.
+#[test]
+fn continue_on_error_reconnects_after_a_failover() {
+    let env = Env::new();
+    let cluster = cluster();
+    let mut sql = at(&env, &cluster, "sql", WRITER);
+    sql.args([
+        "--continue-on-error",
+        "-c",
+        "select pg_sleep(60); select pg_is_in_recovery() as standby",
+    ]);
+    let running = std::thread::spawn(move || output_within(&mut sql, 90));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cluster
+        .psql_writer(
+            "app",
+            "select count(*) from pg_stat_activity where query like 'select pg_sleep(60)%' and pid <> pg_backend_pid()",
+        )
+        .unwrap()
+        != "1"
+    {
+        assert!(Instant::now() < deadline, "the statement never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster
+        .failover(Failover {
+            dns_lag: Duration::from_millis(200),
+            ..Failover::default()
+        })
+        .unwrap();
+    let out = running.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        err.contains("fate is unknown") && err.contains("going on"),
+        "{err}"
+    );
+    assert!(
+        stdout.contains("standby") && stdout.contains('f'),
+        "{stdout}\n{err}"
+    );
+}

@@ -198,8 +198,10 @@ impl Runner {
 
     /// Make sure there is a live session (see [`Link::ensure`]).
     async fn ensure_session(&mut self) -> Result<(), StmtError> {
-        let interactive = self.interactive();
-        self.link.ensure(interactive, &mut self.interrupts).await?;
+        // A script with --continue-on-error reconnects after a lost session
+        // (issue 19), as the prompt does; otherwise it stops there.
+        let reconnect = self.interactive() || self.continue_on_error();
+        self.link.ensure(reconnect, &mut self.interrupts).await?;
         Ok(())
     }
 
@@ -345,6 +347,14 @@ impl Runner {
                 format!("statement {} abandoned by Ctrl-C", self.statements),
             )
             .into()),
+            StmtError::Lost(text) if continue_on_error => {
+                eprintln!(
+                    "rdsiam: statement {} failed: {}; going on (--continue-on-error): the next statement reconnects with a fresh token",
+                    self.statements,
+                    crate::output::escape_controls(&text)
+                );
+                Ok(Flow::Continue)
+            }
             StmtError::Lost(text) | StmtError::NotSent(text) => {
                 Err(Failure::network(text.trim_start_matches("rdsiam: ").to_owned()).into())
             }
