@@ -528,3 +528,39 @@ fn continue_on_error_reconnects_after_a_failover() {
         "{stdout}\n{err}"
     );
 }
+
+/// Issue 24: a login that waited its whole turn in rdsiam's own queue
+/// says so; the server was never contacted.
+#[test]
+fn a_login_timed_out_in_rdsiams_queue_says_so() {
+    let env = Env::new();
+    let gate = gate();
+    let (cmd, port) = proxy_cmd(
+        &env,
+        &gate,
+        &["--max-connection-rate", "1", "--login-timeout", "1"],
+    );
+    let _proxy = Proxy::start(cmd, 1);
+    let mut errors = Vec::new();
+    std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| through(&env, port, "select 1")))
+            .collect();
+        for c in clients {
+            let (code, _, err) = c.join().unwrap();
+            if code != 0 {
+                errors.push(err);
+            }
+        }
+    });
+    assert!(
+        !errors.is_empty(),
+        "at 1 login/s, 4 at once can't all get a turn within 1 s"
+    );
+    for err in &errors {
+        assert!(
+            err.contains("in rdsiam's own queue") && err.contains("the server was never contacted"),
+            "{err}"
+        );
+    }
+}
