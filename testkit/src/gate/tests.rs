@@ -826,3 +826,37 @@ fn revoked_tokens_and_rds_proxy_manners() {
         assert!(t0.elapsed() >= Duration::from_millis(700));
     });
 }
+
+#[test]
+fn rds_proxy_mode_holds_logins_while_the_writer_is_gone() {
+    let gate = gate();
+    let writer = pg().port();
+    gate.set_rds_proxy(Some(Duration::from_secs(3)));
+    gate.set_writer_backend(None);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(500));
+            gate.set_writer_backend(Some(writer));
+        });
+        let t0 = Instant::now();
+        let token = gate.token_for("iamuserapp");
+        assert!(block_on(login(&gate, "iamuserapp", "app", &token)).is_ok());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(400),
+            "the login was held"
+        );
+    });
+    // Gone for longer than RDS Proxy holds a login: it gives up with an error.
+    gate.set_rds_proxy(Some(Duration::from_millis(300)));
+    gate.set_writer_backend(None);
+    let token = gate.token_for("iamuserapp");
+    let err = block_on(login(&gate, "iamuserapp", "app", &token))
+        .err()
+        .unwrap();
+    assert_eq!(field(&err, b'C'), "08006");
+    assert!(
+        gate.events()
+            .contains(&"failed user=iamuserapp reason=writer-down-held".to_string())
+    );
+    gate.set_writer_backend(Some(writer));
+}
