@@ -137,12 +137,16 @@ impl Upstream {
         }
     }
 
-    /// A login reached a writer: a failover under way is over.
-    pub fn failover_over(&self, shared: &Shared) {
+    /// A login tried at `tried` reached a writer: a failover under way is
+    /// over, unless the login began before it was seen (it raced past).
+    pub fn failover_over(&self, shared: &Shared, tried: std::time::Instant) {
         let mut since = self
             .failover_since
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        if since.is_some_and(|at| tried < at) {
+            return;
+        }
         if let Some(at) = since.take() {
             let took = at.elapsed().as_secs_f64();
             shared.metrics.failover_recovery_seconds.observe(took);

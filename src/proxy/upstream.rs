@@ -123,7 +123,7 @@ const STAGE_ANSWER: u8 = 2;
 
 /// The first pause between retries during a failover, and the longest.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 /// Log in upstream as the client asked; on success the TLS stream and the
 /// greeting to replay to the client. Bounds its own time: the wait in
@@ -175,11 +175,12 @@ pub async fn login(
     let mut backoff = BACKOFF_FIRST;
     let mut dropped_token = false;
     loop {
+        let tried = Instant::now();
         match attempt(up, shared, params, user).await {
             Ok(ok) => {
                 up.refusals.clear(user);
                 lock(&up.credentials_refused).take();
-                up.failover_over(shared);
+                up.failover_over(shared, tried);
                 return Ok(ok);
             }
             Err(Failed::Failover { why, error }) if up.writer_only => {
