@@ -139,7 +139,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__check)
-            opts="-U -d -o -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --expect-user --no-aws-identity --output --help --version"
+            opts="-U -d -o -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --expect-user --expect-writer --expect-reader --no-aws-identity --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -679,7 +679,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__proxy)
-            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --listen --unix-socket --http-address --max-connections --max-connection-rate --max-sigterm-delay --log-format --allow-user --allow-any-local-user --help --version"
+            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --listen --unix-socket --http-address --max-connections --max-connection-rate --max-sigterm-delay --log-format --allow-user --allow-any-local-user --pool --pool-size --pool-idle-timeout --pool-max-lifetime --expect-writer --failover-timeout --login-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -785,6 +785,26 @@ _rdsiam() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --pool-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool-idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool-max-lifetime)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --failover-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --login-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -879,7 +899,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__run)
-            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --max-connections --help --version"
+            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --expect-writer --failover-timeout --login-timeout --max-connections --pool --pool-size --pool-idle-timeout --pool-max-lifetime --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -953,7 +973,27 @@ _rdsiam() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --failover-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --login-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool-idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool-max-lifetime)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

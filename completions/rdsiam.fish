@@ -79,6 +79,8 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s o -l output -d '
 json\t''"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l no-config -d 'Ignore the config file'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l expect-writer -d 'Fail with exit 6 unless the session is on the writer (not a read-only server)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l expect-reader -d 'Fail with exit 6 unless the session is on a reader (a hot standby)'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l no-aws-identity -d 'Skip the STS GetCallerIdentity call'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s V -l version -d 'Print version'
@@ -227,9 +229,16 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l max-sigterm-dela
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l log-format -d 'Connection log format on stderr' -r -f -a "text\t'`rdsiam: proxy: open conn=1 client=… user=…`'
 json\t'One JSON object per line'"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l allow-user -d 'Also admit this local account (repeatable); by default only yours may connect, since whoever connects logs in as you' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l pool-size -d 'With --pool: idle sessions kept per user, database and parameters' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l pool-idle-timeout -d 'With --pool: seconds a session may sit idle before it is closed' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l pool-max-lifetime -d 'With --pool: seconds from a session\'s login after which it is not reused (default under the 15-minute life of the token it logged in with)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l failover-timeout -d 'Seconds a login for a writer target keeps retrying through a failover' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l login-timeout -d 'Seconds the server may take to answer a login once TCP and TLS are up (a busy server is slow, not unreachable)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l no-config -d 'Ignore the config file'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l allow-any-local-user -d 'Admit every local account (needed for a non-loopback --listen): each logs in as you'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l pool -d 'Keep the upstream session of a client that ended cleanly, reset with DISCARD ALL, for the next client with the same user, database and startup parameters (session pooling: saves a TLS + IAM login per client)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l expect-writer -d 'Only a writer will do: a login that reaches a read-only server (or none) is retried until --failover-timeout (always so for --cluster without --reader)'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -s V -l version -d 'Print version'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l proxy -d 'RDS Proxy name (exact match first, then case-insensitive)' -r
@@ -249,9 +258,16 @@ verify-ca\t'Verify the chain only'
 require\t'Encrypt without verifying (not recommended)'"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l ca-bundle -d 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]' -r -F
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l connect-timeout -d 'Seconds to wait for TCP, TLS and login together [default: 10]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l failover-timeout -d 'Seconds a login for a writer target keeps retrying through a failover' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l login-timeout -d 'Seconds the server may take to answer a login once TCP and TLS are up (a busy server is slow, not unreachable)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l max-connections -d 'Client connections COMMAND may open at once' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l pool-size -d 'With --pool: idle sessions kept per user, database and parameters' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l pool-idle-timeout -d 'With --pool: seconds a session may sit idle before it is closed' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l pool-max-lifetime -d 'With --pool: seconds from a session\'s login after which it is not reused (default under the 15-minute life of the token it logged in with)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l no-config -d 'Ignore the config file'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l expect-writer -d 'Only a writer will do: a login that reaches a read-only server (or none) is retried until --failover-timeout (always so for --cluster without --reader)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l pool -d 'Keep the upstream session of a client that ended cleanly, reset with DISCARD ALL, for the next client with the same user, database and startup parameters (session pooling: saves a TLS + IAM login per client)'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -s V -l version -d 'Print version'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand completions" -s h -l help -d 'Print help'

@@ -204,6 +204,14 @@ pub struct CheckArgs {
     #[arg(long, value_name = "USER")]
     pub expect_user: Option<String>,
 
+    /// Fail with exit 6 unless the session is on the writer (not a read-only server)
+    #[arg(long, conflicts_with = "expect_reader")]
+    pub expect_writer: bool,
+
+    /// Fail with exit 6 unless the session is on a reader (a hot standby)
+    #[arg(long)]
+    pub expect_reader: bool,
+
     /// Skip the STS GetCallerIdentity call
     #[arg(long)]
     pub no_aws_identity: bool,
@@ -520,6 +528,23 @@ pub struct PoolArgs {
     pub pool_max_lifetime: u64,
 }
 
+/// How `rdsiam proxy`/`run` log in upstream and come through a failover (issue 19).
+#[derive(Debug, Clone, Args)]
+pub struct FailoverArgs {
+    /// Only a writer will do: a login that reaches a read-only server (or none) is retried
+    /// until --failover-timeout (always so for --cluster without --reader)
+    #[arg(long, help_heading = "Failover")]
+    pub expect_writer: bool,
+
+    /// Seconds a login for a writer target keeps retrying through a failover
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Failover")]
+    pub failover_timeout: u64,
+
+    /// Seconds the server may take to answer a login once TCP and TLS are up (a busy server is slow, not unreachable)
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Failover")]
+    pub login_timeout: u64,
+}
+
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
     #[command(flatten)]
@@ -537,6 +562,9 @@ pub struct ProxyArgs {
 
     #[command(flatten)]
     pub pool: PoolArgs,
+
+    #[command(flatten)]
+    pub failover: FailoverArgs,
 }
 
 #[derive(Debug, Args)]
@@ -546,6 +574,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub conn: ConnArgs,
+
+    #[command(flatten)]
+    pub failover: FailoverArgs,
 
     /// Client connections COMMAND may open at once
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]

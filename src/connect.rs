@@ -409,6 +409,9 @@ pub(crate) fn login_refused(resolved: &Resolved, user: &str, base: &str) -> Fail
         "the role lacks rds_iam: run `GRANT rds_iam TO {};` as an admin",
         quote_ident(user)
     ));
+    // Issue 24: a wrong secret or a revoked key signs tokens RDS refuses
+    // just the same.
+    causes.push("wrong or revoked AWS credentials (a wrong secret, a rotated or deleted access key): `aws sts get-caller-identity` with the same profile tells".to_owned());
     let id_kind = match (&endpoint.kind, &endpoint.cluster) {
         (EndpointKind::Instance, Some(cluster)) => format!(
             "an Aurora instance's policy names its cluster's resource id: cluster-… of `{cluster}`"

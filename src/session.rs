@@ -118,6 +118,19 @@ impl Aws {
     /// Ask the provider again when the credentials expire within minutes, so
     /// a reconnect never signs with dead ones. Concurrent callers wait for
     /// one renewal (single flight) instead of each asking the provider.
+    /// Ask the provider again now (a token signed with the credentials at
+    /// hand was refused: they may have been rotated or revoked). `false`
+    /// when there is no provider to ask (static keys from the environment).
+    pub async fn renew_now(&self) -> Result<bool> {
+        let Some(provider) = &self.provider else {
+            return Ok(false);
+        };
+        let _one_at_a_time = self.renewing.lock().await;
+        let fresh = aws::provide(provider, &self.settings).await?;
+        *self.credentials.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(true)
+    }
+
     pub async fn renew_if_expiring(&self) -> Result<()> {
         let Some(provider) = &self.provider else {
             return Ok(());

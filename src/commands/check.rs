@@ -175,7 +175,31 @@ pub fn run(args: CheckArgs) -> Result<u8> {
         .hint("check --user, or the role mapping behind the proxy")
         .into());
     }
+    // Issue 19: a runbook asserts where it landed during maintenance or a failover.
+    if let Some(wanted) = expected_role(&args)
+        && report.in_recovery != (wanted == "reader")
+    {
+        let landed = if report.in_recovery {
+            "reader (a read-only hot standby)"
+        } else {
+            "writer"
+        };
+        return Err(Failure::new(
+            Kind::Expectation,
+            format!("the session is on a {landed}, expected the {wanted}"),
+        )
+        .hint("during a failover the cluster endpoint can lead to the old writer for a few seconds (DNS); try again, or check the endpoint (`rdsiam list`)")
+        .into());
+    }
     Ok(0)
+}
+
+fn expected_role(args: &CheckArgs) -> Option<&'static str> {
+    match (args.expect_writer, args.expect_reader) {
+        (true, _) => Some("writer"),
+        (_, true) => Some("reader"),
+        _ => None,
+    }
 }
 
 /// STS GetCallerIdentity, best effort: a bastion without an STS route must

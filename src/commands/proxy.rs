@@ -193,6 +193,15 @@ fn parse_addr(value: &str, flag: &str) -> Result<SocketAddr> {
 /// How long resolving a `--listen`/`--http-address` host name may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `--expect-writer`, `--failover-timeout`, `--login-timeout` for the proxy.
+pub(crate) fn failover_settings(args: &crate::cli::FailoverArgs) -> proxy::FailoverSettings {
+    proxy::FailoverSettings {
+        expect_writer: args.expect_writer,
+        failover_timeout: Duration::from_secs(args.failover_timeout),
+        login_timeout: Duration::from_secs(args.login_timeout),
+    }
+}
+
 /// Test-only token lifetime, else 15 minutes.
 pub(crate) fn token_lifetime() -> Result<Duration> {
     match std::env::var(LIFETIME_VAR) {
@@ -445,7 +454,11 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
     let resolving = async {
         let mut upstreams = Vec::new();
         for (p, bare) in planned {
-            upstreams.push(Arc::new(resolve(p, bare).await?));
+            upstreams.push(Arc::new(
+                resolve(p, bare)
+                    .await?
+                    .with_failover(failover_settings(&args.failover)),
+            ));
         }
         Ok::<_, anyhow::Error>(upstreams)
     };

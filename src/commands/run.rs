@@ -58,6 +58,11 @@ pub fn psql(args: PsqlArgs, psql: PathBuf) -> Result<u8> {
         conn: args.conn,
         max_connections: 1000,
         pool: Default::default(),
+        failover: crate::cli::FailoverArgs {
+            expect_writer: false,
+            failover_timeout: crate::proxy::DEFAULT_FAILOVER_TIMEOUT.as_secs(),
+            login_timeout: crate::proxy::DEFAULT_LOGIN_TIMEOUT.as_secs(),
+        },
         command,
     })
 }
@@ -76,7 +81,7 @@ async fn supervise(
 
     // Before COMMAND runs, a signal stops rdsiam itself (the RDS API may hang).
     let up = tokio::select! {
-        r = resolve(planned, bare) => Arc::new(r?),
+        r = resolve(planned, bare) => Arc::new(r?.with_failover(super::proxy::failover_settings(&args.failover))),
         r = interrupts.recv() => return Ok(match r?.0 {
             Signal::SIGQUIT => 131,
             _ => 130,
@@ -218,10 +223,7 @@ fn environment(up: &Upstream, dir: &Path) -> Vec<(&'static str, Option<String>)>
         // the URL names a host (issue 20, tests/clients).
         env.push((
             "DATABASE_URL",
-            Some(format!(
-                "postgresql://{user}{}:{PORT}/{db}",
-                enc(&dir_text)
-            )),
+            Some(format!("postgresql://{user}{}:{PORT}/{db}", enc(&dir_text))),
         ));
     }
     // Later entries win: drop the removals a setting replaces.

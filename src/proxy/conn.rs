@@ -316,36 +316,26 @@ where
             (session, greeting)
         }
         None => {
+            // upstream::login bounds its own stages (queue, TCP, TLS, answer, failover).
             let login = tokio::select! {
-                r = tokio::time::timeout(up.login_timeout, upstream::login(up, shared, &params, user)) => r,
+                r = upstream::login(up, shared, &params, user) => r,
                 () = shared.hard_stop.cancelled() => {
                     return (Outcome::Shutdown, (0, 0), Some("the proxy is shutting down".into()));
                 }
             };
             match login {
-                Ok(Ok((server, greeting))) => (Session::new(server, &greeting), greeting),
-                Ok(Err(LoginError {
+                Ok((server, greeting)) => (Session::new(server, &greeting), greeting),
+                Err(LoginError {
                     reply,
                     outcome,
                     reason,
-                })) => {
+                }) => {
                     let bytes = match reply {
                         Reply::Built(reply) => reply.encode(),
                         Reply::Raw(bytes) => bytes,
                     };
                     let _ = send(client, &bytes).await;
                     return (outcome, (0, 0), Some(reason));
-                }
-                Err(_) => {
-                    let message = format!(
-                        "timed out after {}s logging in to {}",
-                        up.login_timeout.as_secs(),
-                        up.at()
-                    );
-                    let reply = ErrorReply::fatal("08006", format!("rdsiam proxy: {message}"))
-                        .hint(crate::connect::TIMEOUT_HINT);
-                    let _ = send(client, &reply.encode()).await;
-                    return (Outcome::Failed, (0, 0), Some(message));
                 }
             }
         }

@@ -61,6 +61,11 @@ pub struct Metrics {
     pub credentials_expiry: Gauge<f64, AtomicU64>,
     /// `--pool`: sessions idle and in use, reuses, failed resets.
     pub pool: PoolMetrics,
+    /// Issue 19: what a failover and a refused token did.
+    pub failovers: Counter,
+    pub logins_retried: Counter,
+    pub tokens_dropped: Counter,
+    pub failover_recovery_seconds: Histogram,
 }
 
 #[derive(Default)]
@@ -133,8 +138,36 @@ impl Metrics {
             "--pool: sessions closed because their reset (DISCARD ALL) failed",
             pool.resets_failed.clone(),
         );
+        let failovers = Counter::default();
+        let logins_retried = Counter::default();
+        let tokens_dropped = Counter::default();
+        let failover_recovery_seconds = Histogram::new(exponential_buckets(0.25, 2.0, 10));
+        registry.register(
+            "failovers",
+            "Failovers seen: a writer target's login found no writer after a good one",
+            failovers.clone(),
+        );
+        registry.register(
+            "logins_retried",
+            "Upstream logins tried again during a failover (a read-only server, a refused or dropped connection)",
+            logins_retried.clone(),
+        );
+        registry.register(
+            "tokens_dropped",
+            "Cached IAM tokens dropped because the database refused them",
+            tokens_dropped.clone(),
+        );
+        registry.register(
+            "failover_recovery_seconds",
+            "Time from the first login that found no writer to the first good login after it",
+            failover_recovery_seconds.clone(),
+        );
         Metrics {
             pool,
+            failovers,
+            logins_retried,
+            tokens_dropped,
+            failover_recovery_seconds,
             registry,
             open,
             connections,

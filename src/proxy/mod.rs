@@ -60,8 +60,24 @@ pub struct Upstream {
     /// A target that names a user admits only that user.
     pub pinned_user: Option<String>,
     pub tokens: TokenCache,
-    /// TCP, TLS and login together, per connection.
+    /// How long the server may take to answer a login (after TCP and TLS,
+    /// which `--connect-timeout` bounds), per attempt.
     pub login_timeout: Duration,
+    /// A writer target (`--cluster` without `--reader`, or
+    /// `--expect-writer`): a login that reaches a read-only server, or
+    /// nothing, is retried during a failover (issue 19).
+    pub writer_only: bool,
+    /// How long a writer target's login keeps retrying through a failover.
+    pub failover_timeout: Duration,
+    /// When the failover under way was first seen.
+    failover_since: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Refused logins per user, so a user refused again and again is
+    /// answered from the count for a while.
+    pub refusals: tokens::Refusals,
+    /// Set when the database refused a fresh token and STS said the AWS
+    /// credentials themselves are bad: `/readiness` answers 503 until a
+    /// login works again (issue 24).
+    pub credentials_refused: std::sync::Mutex<Option<String>>,
 }
 
 impl Upstream {
@@ -80,9 +96,15 @@ impl Upstream {
                 resolved.endpoint.host
             ))
         })?;
+        let writer_only = resolved.endpoint.kind == crate::endpoint::EndpointKind::ClusterWriter;
         Ok(Upstream {
             name,
-            login_timeout: connector.timeout,
+            login_timeout: DEFAULT_LOGIN_TIMEOUT,
+            writer_only,
+            failover_timeout: DEFAULT_FAILOVER_TIMEOUT,
+            failover_since: std::sync::Mutex::new(None),
+            refusals: tokens::Refusals::default(),
+            credentials_refused: std::sync::Mutex::new(None),
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
             server_name,
             resolved,
@@ -90,6 +112,58 @@ impl Upstream {
             pinned_user,
             tokens: TokenCache::new(clock, token_lifetime),
         })
+    }
+
+    /// Apply `--expect-writer`, `--failover-timeout` and `--login-timeout`.
+    pub fn with_failover(mut self, settings: FailoverSettings) -> Upstream {
+        self.writer_only |= settings.expect_writer;
+        self.failover_timeout = settings.failover_timeout;
+        self.login_timeout = settings.login_timeout;
+        self
+    }
+
+    /// A login found no writer: the first such after good ones starts a
+    /// failover (counted and logged once).
+    pub fn failover_seen(&self, shared: &Shared, why: &str) {
+        let mut since = self
+            .failover_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if since.is_none() {
+            *since = Some(std::time::Instant::now());
+            shared.metrics.failovers.inc();
+            shared.log.line(
+                "failover",
+                &[
+                    ("target", Value::Str(&self.name)),
+                    ("at", Value::Str(&self.at())),
+                    ("reason", Value::Str(why)),
+                ],
+            );
+        }
+    }
+
+    /// A login tried at `tried` reached a writer: a failover under way is
+    /// over, unless the login began before it was seen (it raced past).
+    pub fn failover_over(&self, shared: &Shared, tried: std::time::Instant) {
+        let mut since = self
+            .failover_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if since.is_some_and(|at| tried < at) {
+            return;
+        }
+        if let Some(at) = since.take() {
+            let took = at.elapsed().as_secs_f64();
+            shared.metrics.failover_recovery_seconds.observe(took);
+            shared.log.line(
+                "failover-over",
+                &[
+                    ("target", Value::Str(&self.name)),
+                    ("first_good_login_after", Value::Secs(took)),
+                ],
+            );
+        }
     }
 
     /// `host:port` (and the tunnel), for messages.
@@ -110,6 +184,20 @@ pub const MAX_PENDING: usize = 256;
 
 /// Refused clients being told why at once; more are just closed.
 const MAX_REFUSING: usize = 64;
+
+/// The server's time to answer a login, by default: a busy server letting
+/// many logins in at once takes seconds, which is not a network failure.
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a writer target's login waits through a failover, by default.
+pub const DEFAULT_FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a target's logins come through a failover and how long they wait.
+#[derive(Clone, Copy, Debug)]
+pub struct FailoverSettings {
+    pub expect_writer: bool,
+    pub failover_timeout: Duration,
+    pub login_timeout: Duration,
+}
 
 /// State every task of one proxy shares.
 pub struct Shared {
@@ -215,6 +303,19 @@ impl Shared {
         }
         if self.stop.is_cancelled() {
             return Err("shutting down".into());
+        }
+        for up in &self.upstreams {
+            if let Some(why) = up
+                .credentials_refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                return Err(format!(
+                    "the database refuses IAM logins for {}: {why}",
+                    up.name
+                ));
+            }
         }
         let now = SystemTime::now();
         for up in &self.upstreams {

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
 
@@ -131,6 +131,63 @@ impl TokenCache {
             key_id: signed_with,
         });
         Ok((token, true))
+    }
+}
+
+impl TokenCache {
+    /// Forget `user`'s token (the database refused it), so the next login
+    /// signs a new one.
+    pub async fn forget(&self, user: &str) {
+        let slot = self.slot(user);
+        *slot.lock().await = None;
+    }
+}
+
+/// Refused logins in a row after which a user's logins are answered from
+/// the count, and for how long: a client retrying in a loop must not turn
+/// into a storm of refused IAM logins (RDS throttles them per instance).
+const REFUSALS_IN_A_ROW: u32 = 3;
+const ANSWER_FROM_COUNT_FOR: Duration = Duration::from_secs(5);
+/// A refusal older than this starts the count again.
+const REFUSAL_MEMORY: Duration = Duration::from_secs(60);
+
+/// Refused logins per user (issue 19).
+#[derive(Default)]
+pub struct Refusals {
+    users: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl Refusals {
+    /// A login for `user` was refused (after the retry with a fresh token).
+    pub fn note(&self, user: &str) {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        if users.len() >= MAX_USERS && !users.contains_key(user) {
+            users.retain(|_, (_, at)| at.elapsed() < REFUSAL_MEMORY);
+            if users.len() >= MAX_USERS {
+                return;
+            }
+        }
+        let entry = users.entry(user.to_owned()).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= REFUSAL_MEMORY {
+            entry.0 = 0;
+        }
+        *entry = (entry.0 + 1, Instant::now());
+    }
+
+    /// A login for `user` worked.
+    pub fn clear(&self, user: &str) {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        users.remove(user);
+    }
+
+    /// `Some((refusals in a row, time left))` while `user`'s logins are
+    /// answered from the count instead of asking the database again.
+    pub fn answer_from_count(&self, user: &str) -> Option<(u32, Duration)> {
+        let users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        let (count, at) = users.get(user)?;
+        let since = at.elapsed();
+        (*count >= REFUSALS_IN_A_ROW && since < ANSWER_FROM_COUNT_FOR)
+            .then(|| (*count, ANSWER_FROM_COUNT_FOR - since))
     }
 }
 
@@ -263,6 +320,40 @@ mod tests {
         assert!(get("d").await);
         assert!(!get("d").await, "d is cached now");
         assert!(users() <= 2, "{}", users());
+    }
+
+    #[test]
+    fn refused_users_are_answered_from_the_count_for_a_while() {
+        let refusals = Refusals::default();
+        refusals.note("u");
+        refusals.note("u");
+        assert!(refusals.answer_from_count("u").is_none());
+        refusals.note("u");
+        let (count, left) = refusals.answer_from_count("u").unwrap();
+        assert_eq!(count, 3);
+        assert!(left <= ANSWER_FROM_COUNT_FOR);
+        assert!(refusals.answer_from_count("other").is_none());
+        refusals.clear("u");
+        assert!(refusals.answer_from_count("u").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_token_is_signed_anew() {
+        let (clock, _) = fake_clock();
+        let cache = TokenCache::new(clock, Duration::from_secs(900));
+        let get = || async {
+            cache
+                .get("u", KEY, |at| async move {
+                    Ok((token(at, None), KEY.to_owned()))
+                })
+                .await
+                .unwrap()
+                .1
+        };
+        assert!(get().await);
+        assert!(!get().await);
+        cache.forget("u").await;
+        assert!(get().await, "the refused token is not used again");
     }
 
     #[tokio::test]

@@ -95,9 +95,7 @@ pub fn interactive(rt: &tokio::runtime::Runtime, mut runner: Runner) -> Result<u
             LineEnd::NotRun(n) => {
                 give_back = buffer[starts[n]..].trim().to_owned();
                 buffer.clear();
-                eprintln!(
-                    "(what did not run is back on the prompt line: Enter sends it, Ctrl-C clears it)"
-                );
+                eprintln!("(it is back on the prompt line: Enter sends it, Ctrl-C clears it)");
             }
         }
     }

@@ -84,6 +84,49 @@ impl Postgres {
     /// Starts a fresh server whose certificate is issued by `ca` (share one CA across the
     /// server and the gate when a test wants a single trust root).
     pub fn start_with_ca(ca: Arc<TestCa>) -> Result<Postgres> {
+        let (mut pg, account) = Self::prepare(ca)?;
+        // From here on `pg` is the guard: any `?` below drops it, which stops whatever started.
+        pg.init(account.as_ref())?;
+        pg.spawn_watchdog()?;
+        pg.start_server()?;
+        pg.setup_sql()?;
+        Ok(pg)
+    }
+
+    /// Starts a hot standby of `primary`: a `pg_basebackup -R` copy (roles, databases, the
+    /// same certificate) that streams from it, read-only until [`Postgres::promote`]. With
+    /// the primary it makes the writer and reader of an Aurora-like cluster (issue 19).
+    pub fn start_standby_of(primary: &Postgres) -> Result<Postgres> {
+        let (mut pg, account) = Self::prepare(primary.ca.clone())?;
+        let mut cmd = pg.server_cmd(pg.bin.join("pg_basebackup"));
+        cmd.arg("-h")
+            .arg(&primary.sock)
+            .arg("-p")
+            .arg(primary.port.to_string())
+            .args(["-U", SUPERUSER, "-D"])
+            .arg(&pg.data)
+            .args(["-R", "-X", "stream", "--no-sync", "-c", "fast"]);
+        run(cmd, "pg_basebackup")?;
+        // The copy carries the primary's settings; later lines win, so only what differs.
+        let conf = format!(
+            "\n# rdsiam testkit standby\nunix_socket_directories = '{}'\nhot_standby = on\n",
+            pg.sock.display()
+        );
+        append(&pg.data.join("postgresql.conf"), &conf)?;
+        if let Some(acct) = &account {
+            std::os::unix::fs::chown(
+                pg.data.join("postgresql.conf"),
+                Some(acct.uid),
+                Some(acct.gid),
+            )?;
+        }
+        pg.spawn_watchdog()?;
+        pg.start_server()?;
+        Ok(pg)
+    }
+
+    /// A temp dir (owned by the server's account) and the not-yet-started server in it.
+    fn prepare(ca: Arc<TestCa>) -> Result<(Postgres, Option<Account>)> {
         let bin = find_bin_dir()?;
         let base = temp_base()?;
         let root = tempfile::Builder::new()
@@ -113,8 +156,7 @@ impl Postgres {
             }
         }
         check_socket_path_len(&sock)?;
-
-        let mut pg = Postgres {
+        let pg = Postgres {
             bin,
             root: Some(root),
             data,
@@ -125,12 +167,33 @@ impl Postgres {
             started: false,
             watchdog: None,
         };
-        // From here on `pg` is the guard: any `?` below drops it, which stops whatever started.
-        pg.init(account.as_ref())?;
-        pg.spawn_watchdog()?;
-        pg.start_server()?;
-        pg.setup_sql()?;
-        Ok(pg)
+        Ok((pg, account))
+    }
+
+    /// Promotes a standby to a writer (`pg_ctl promote -w`: returns once it accepts writes).
+    pub fn promote(&self) -> Result<()> {
+        let mut cmd = self.server_cmd(self.bin.join("pg_ctl"));
+        cmd.arg("-D")
+            .arg(&self.data)
+            .args(["-w", "-t", "30", "-s", "promote"]);
+        run(cmd, "pg_ctl promote")?;
+        Ok(())
+    }
+
+    /// Stops the server the way a failover does: `fast` ends every session with 57P01,
+    /// `immediate` drops them as a crash would. Drop copes with a server already stopped.
+    pub fn stop(&self, mode: StopMode) -> Result<()> {
+        let mut cmd = self.server_cmd(self.bin.join("pg_ctl"));
+        cmd.arg("-D")
+            .arg(&self.data)
+            .args(["-m", mode.as_str(), "-w", "-t", "30", "-s", "stop"]);
+        run(cmd, "pg_ctl stop")?;
+        Ok(())
+    }
+
+    /// Whether the server is a hot standby now (`pg_is_in_recovery()`).
+    pub fn in_recovery(&self) -> Result<bool> {
+        Ok(self.psql_super("postgres", "select pg_is_in_recovery()")? == "t")
     }
 
     /// The TCP port on 127.0.0.1.
@@ -271,7 +334,7 @@ impl Postgres {
         // plain `host` line, so a non-TLS TCP login fails the way RDS's rds.force_ssl would.
         std::fs::write(
             self.data.join("pg_hba.conf"),
-            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            "local all all trust\nlocal replication all trust\nhostssl all all 127.0.0.1/32 trust\n",
         )?;
         let (cert, key) = self.ca.issue(&["localhost", "127.0.0.1"])?;
         let cert_path = self.data.join("server.crt");
@@ -437,6 +500,24 @@ impl Drop for Postgres {
             if let Err(e) = root.close() {
                 eprintln!("rdsiam-testkit: removing {}: {e}", path.display());
             }
+        }
+    }
+}
+
+/// How [`Postgres::stop`] ends the sessions (pg_ctl's `-m`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopMode {
+    /// Sessions get FATAL 57P01 "terminating connection due to administrator command".
+    Fast,
+    /// Sessions are dropped as in a crash.
+    Immediate,
+}
+
+impl StopMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            StopMode::Fast => "fast",
+            StopMode::Immediate => "immediate",
         }
     }
 }

@@ -29,7 +29,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::ca::TestCa;
-use crate::gate::{Gate, GateConfig, TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_KEY};
+use crate::gate::cluster::WriterGuard;
+use crate::gate::{
+    Cluster, Failover, FailoverTimes, Gate, TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_KEY,
+};
 use crate::pg::Postgres;
 use crate::rdsapi::{Inventory, RdsApi};
 
@@ -48,8 +51,8 @@ pub struct Sandbox {
     // Field order is drop order: the front ends go before the database they lead to. The
     // sandbox dir and its watchdog are removed by `Drop::drop`, before any of these.
     api: RdsApi,
-    gate: Gate,
-    pg: Postgres,
+    /// The writer, a hot-standby reader and the gate in front (issue 19: `failover`).
+    cluster: Cluster,
     inventory: Inventory,
     accepted_hosts: Vec<String>,
     bin_dir: Option<PathBuf>,
@@ -62,8 +65,7 @@ impl std::fmt::Debug for Sandbox {
         f.debug_struct("Sandbox")
             .field("dir", &self.dir())
             .field("api", &self.api.url())
-            .field("gate", &self.gate.addr())
-            .field("pg", &self.pg.port())
+            .field("gate", &self.cluster.gate().addr())
             .finish_non_exhaustive()
     }
 }
@@ -103,20 +105,32 @@ impl Sandbox {
 
         let inventory = Inventory::article();
         let accepted_hosts = iam_endpoint_hosts(&inventory);
-        let mut cfg = GateConfig::new(&pg);
-        // The proxy is the article's front door; the others ride along as extra hosts.
-        cfg.endpoint_host = accepted_hosts[0].clone();
-        cfg.extra_hosts = accepted_hosts[1..].to_vec();
-        cfg.iam_off_hosts = iam_off_hosts(&inventory);
-        cfg.endpoint_port = Some(ENDPOINT_PORT);
-        let gate = Gate::start(cfg).context("starting the IAM gate")?;
+        // The clusters' reader endpoints lead to the standby; everything else to the writer.
+        let readers: Vec<String> = inventory
+            .clusters
+            .iter()
+            .filter(|c| c.iam_enabled)
+            .map(|c| c.reader_endpoint.clone())
+            .collect();
+        let cluster = Cluster::around(pg, |cfg| {
+            // The proxy is the article's front door; the others ride along as extra hosts.
+            cfg.endpoint_host = accepted_hosts[0].clone();
+            cfg.extra_hosts = accepted_hosts[1..]
+                .iter()
+                .filter(|h| !readers.contains(h))
+                .cloned()
+                .collect();
+            cfg.reader_hosts = readers.clone();
+            cfg.iam_off_hosts = iam_off_hosts(&inventory);
+            cfg.endpoint_port = Some(ENDPOINT_PORT);
+        })
+        .context("starting the cluster and the IAM gate")?;
         let api = RdsApi::start(inventory.clone()).context("starting the local RDS API")?;
 
         let (dir, watchdog) = guard.disarm();
         Ok(Sandbox {
             api,
-            gate,
-            pg,
+            cluster,
             inventory,
             accepted_hosts,
             bin_dir,
@@ -135,12 +149,18 @@ impl Sandbox {
         self.dir().join("ca.pem")
     }
 
-    pub fn pg(&self) -> &Postgres {
-        &self.pg
+    /// The current writer.
+    pub fn pg(&self) -> WriterGuard<'_> {
+        self.cluster.writer()
     }
 
     pub fn gate(&self) -> &Gate {
-        &self.gate
+        self.cluster.gate()
+    }
+
+    /// Fails the cluster over (see [`Cluster::failover`]); `scripts/sandbox failover`.
+    pub fn failover(&self, how: Failover) -> Result<FailoverTimes> {
+        self.cluster.failover(how)
     }
 
     pub fn api(&self) -> &RdsApi {
@@ -175,7 +195,9 @@ impl Sandbox {
             ),
             ("AWS_ENDPOINT_URL_RDS", s(&self.api.url())),
             ("AWS_ENDPOINT_URL_STS", s(&self.api.url())),
-            ("RDSIAM_VIA", s(&self.gate.addr().to_string())),
+            ("RDSIAM_VIA", s(&self.cluster.gate().addr().to_string())),
+            // `scripts/sandbox failover` signals this process (SIGUSR1) to fail over.
+            ("RDSIAM_SANDBOX_PID", s(&std::process::id().to_string())),
             // Never created: a named target in the user's real config must not leak in.
             ("RDSIAM_CONFIG", p(dir.join("rdsiam.toml"))),
             ("PGSSLROOTCERT", p(self.ca_file())),
@@ -200,7 +222,7 @@ impl Sandbox {
         let rest = std::env::var_os("PATH").unwrap_or_default();
         let mut dirs: Vec<PathBuf> = self.bin_dir.iter().cloned().collect();
         dirs.extend(std::env::split_paths(&rest));
-        dirs.push(self.pg.bin_dir().to_path_buf());
+        dirs.push(self.pg().bin_dir().to_path_buf());
         std::env::join_paths(dirs).unwrap_or(rest)
     }
 
@@ -250,7 +272,7 @@ impl Sandbox {
         }
         path.push_str(&format!(
             "\"$PATH\":{}",
-            sh_quote(self.pg.bin_dir().as_os_str())
+            sh_quote(self.pg().bin_dir().as_os_str())
         ));
         out.push_str(&format!("export PATH={path}\n"));
         out

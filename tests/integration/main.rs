@@ -8,6 +8,7 @@ mod config;
 mod contract;
 mod db;
 mod doctor;
+mod failover;
 mod hardening;
 mod layers;
 mod pool;

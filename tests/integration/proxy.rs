@@ -804,7 +804,7 @@ fn gate_faults_reach_the_client_and_spare_the_others() {
     let (code, _, err) = query(&env, port, "iamuserapp", "select 1");
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("rdsiam proxy: timed out after 2s logging in to localhost:"),
+        err.contains("rdsiam proxy: timed out after 2s in the TLS handshake with localhost:"),
         "{err}"
     );
 

@@ -198,8 +198,10 @@ impl Runner {
 
     /// Make sure there is a live session (see [`Link::ensure`]).
     async fn ensure_session(&mut self) -> Result<(), StmtError> {
-        let interactive = self.interactive();
-        self.link.ensure(interactive, &mut self.interrupts).await?;
+        // A script with --continue-on-error reconnects after a lost session
+        // (issue 19), as the prompt does; otherwise it stops there.
+        let reconnect = self.interactive() || self.continue_on_error();
+        self.link.ensure(reconnect, &mut self.interrupts).await?;
         Ok(())
     }
 
@@ -298,8 +300,14 @@ impl Runner {
         self.errors += 1;
         if self.interactive() {
             match err {
-                StmtError::Server(text) | StmtError::Lost(text) => {
+                StmtError::Server(text) => {
                     eprintln!("{}", crate::output::escape_controls(&text));
+                }
+                // Issue 19: a session lost mid-statement (a failover) gives the
+                // statement back to the prompt instead of re-running it.
+                StmtError::Lost(text) => {
+                    eprintln!("rdsiam: {}", crate::output::escape_controls(&text));
+                    return Ok(Flow::NotSent);
                 }
                 StmtError::Abandoned => eprintln!("Ctrl-C: stopped waiting for the statement"),
                 StmtError::NotSent(text) => {
@@ -339,6 +347,14 @@ impl Runner {
                 format!("statement {} abandoned by Ctrl-C", self.statements),
             )
             .into()),
+            StmtError::Lost(text) if continue_on_error => {
+                eprintln!(
+                    "rdsiam: statement {} failed: {}; going on (--continue-on-error): the next statement reconnects with a fresh token",
+                    self.statements,
+                    crate::output::escape_controls(&text)
+                );
+                Ok(Flow::Continue)
+            }
             StmtError::Lost(text) | StmtError::NotSent(text) => {
                 Err(Failure::network(text.trim_start_matches("rdsiam: ").to_owned()).into())
             }
@@ -442,15 +458,30 @@ impl Runner {
     async fn statement_failed(&mut self, sql: &str, err: &tokio_postgres::Error) -> StmtError {
         if let Some(db) = err.as_db_error() {
             self.link.settle().await;
+            // 57P01-03: the server ended the session (a failover, a restart,
+            // an admin): the session is gone, not just the statement.
+            if db.code().code().starts_with("57P") || self.link.is_closed() {
+                self.link.drop_session();
+                return StmtError::Lost(format!(
+                    "the server ended the session during the statement: {} (SQLSTATE {}); a failover or restart does this. The statement's fate is unknown: it may or may not have run{}",
+                    db.message(),
+                    db.code().code(),
+                    if self.interactive() {
+                        "; it is back on the prompt line, not re-run: check before sending it again. The next statement reconnects with a fresh token"
+                    } else {
+                        ""
+                    }
+                ));
+            }
             return StmtError::Server(server_error(db, sql));
         }
         let closed = err.is_closed() || self.link.is_closed();
         if closed || err.code().is_none() {
             self.link.drop_session();
             let next = if self.interactive() {
-                "; it may or may not have run. The next statement reconnects with a fresh token (press Up to get it back)"
+                "; its fate is unknown: it may or may not have run. It is back on the prompt line, not re-run: check before sending it again. The next statement reconnects with a fresh token"
             } else {
-                "; it may or may not have run"
+                "; the statement's fate is unknown: it may or may not have run"
             };
             return StmtError::Lost(format!(
                 "the connection to the server was lost during the statement ({}){next}",

@@ -182,7 +182,20 @@ impl Link {
                 "the connection to the server was lost; stopping so the rest of the script does not run outside its session".to_owned(),
             ));
         }
-        let connect = open(&self.connector, &self.resolved, self.dbname.as_deref());
+        // After a lost session (a failover, most likely) the endpoint may
+        // lead nowhere for a while: keep trying, the name resolved again
+        // each time, before giving up (issue 19).
+        let patience = if self.lost {
+            RECONNECT_PATIENCE
+        } else {
+            Duration::ZERO
+        };
+        let connect = open_patiently(
+            &self.connector,
+            &self.resolved,
+            self.dbname.as_deref(),
+            patience,
+        );
         let connected = if interactive {
             tokio::select! {
                 result = connect => Some(result),
@@ -254,6 +267,42 @@ impl Link {
 /// A new session (see [`Connector::connect`]).
 async fn open(connector: &Connector, resolved: &Resolved, dbname: Option<&str>) -> Result<Session> {
     connector.connect(resolved, dbname).await
+}
+
+/// How long a reconnect after a lost session keeps trying through network
+/// failures (what a failover looks like), as the proxy's --failover-timeout.
+const RECONNECT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// A network failure a failover can cause (refused, dropped, timed out,
+/// not accepting connections); a certificate problem is not one.
+fn failover_like(failure: &crate::error::Failure) -> bool {
+    failure.kind == crate::error::Kind::Network && !failure.message.contains("certificate")
+}
+
+/// [`open`], retried with backoff (0.1 s doubling to 1 s) for up to
+/// `patience` while the failure is [`failover_like`], not a refusal.
+async fn open_patiently(
+    connector: &Connector,
+    resolved: &Resolved,
+    dbname: Option<&str>,
+    patience: Duration,
+) -> Result<Session> {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match open(connector, resolved, dbname).await {
+            Err(err)
+                if tokio::time::Instant::now() + backoff < deadline
+                    && err
+                        .downcast_ref::<crate::error::Failure>()
+                        .is_some_and(failover_like) =>
+            {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            result => return result,
+        }
+    }
 }
 
 /// How long a cancel request may take to stop a statement before the

@@ -159,24 +159,62 @@ async fn main_async(args: Vec<OsString>, verbose: bool) -> i32 {
     if verbose {
         eprint!("{}", describe(&sandbox, took, "rdsiam-sandbox: "));
     }
+    let sandbox = std::sync::Arc::new(sandbox);
+    let failovers = tokio::spawn(failover_on_usr1(sandbox.clone()));
+    let status = serve(&sandbox, &args, &mut signals, took, verbose).await;
+    failovers.abort();
+    let _ = failovers.await;
+    drop(sandbox);
+    status
+}
 
+/// `scripts/sandbox failover` sends SIGUSR1: fail the cluster over (issue 19), saying what
+/// happens on stderr, so a person can watch rdsiam come through it.
+async fn failover_on_usr1(sandbox: std::sync::Arc<Sandbox>) {
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+        return;
+    };
+    while usr1.recv().await.is_some() {
+        eprintln!(
+            "rdsiam-sandbox: failover: stopping the writer; the writer endpoint leads nowhere for 2 s (DNS lag), then to the promoted reader"
+        );
+        let sb = sandbox.clone();
+        let how = rdsiam_testkit::gate::Failover {
+            dns_lag: Duration::from_secs(2),
+            ..Default::default()
+        };
+        match tokio::task::spawn_blocking(move || sb.failover(how)).await {
+            Ok(Ok(t)) => eprintln!(
+                "rdsiam-sandbox: failover: promoted after {:.1}s, writer endpoint on the new writer after {:.1}s; a new reader follows it",
+                (t.promoted - t.started).as_secs_f64(),
+                (t.spliced - t.started).as_secs_f64()
+            ),
+            Ok(Err(e)) => eprintln!("rdsiam-sandbox: failover failed: {e:#}"),
+            Err(e) => eprintln!("rdsiam-sandbox: failover crashed: {e}"),
+        }
+    }
+}
+
+async fn serve(
+    sandbox: &Sandbox,
+    args: &[OsString],
+    signals: &mut Signals,
+    took: Duration,
+    verbose: bool,
+) -> i32 {
     if args.is_empty() {
         print_flush(&format!(
             "{}{PASTE}{}{TRY}",
-            describe(&sandbox, took, "# "),
+            describe(sandbox, took, "# "),
             sandbox.shell_exports(),
         ));
         let n = signals.next().await;
         if verbose {
             eprintln!("rdsiam-sandbox: signal {n}: stopping");
         }
-        drop(sandbox);
         return 0;
     }
-
-    let status = run_command(&sandbox, &args, &mut signals).await;
-    drop(sandbox);
-    status
+    run_command(sandbox, args, signals).await
 }
 
 const PASTE: &str = "\
@@ -190,6 +228,8 @@ const TRY: &str = "\
 #   rdsiam psql --proxy PostgreSqlProxy --user iamuserapp --dbname app
 #   rdsiam token --proxy PostgreSqlProxy --user iamuserapp
 #   rdsiam list
+#   rdsiam proxy --cluster databasecluster --user iamuserapp --dbname app   (a writer target)
+#   scripts/sandbox failover   (from a sandbox shell: fail the cluster over, watch the proxy)
 # Ctrl-C here stops the sandbox and removes everything it made.
 ";
 

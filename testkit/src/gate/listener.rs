@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use super::sigv4::{sign_token, verify_token_bytes};
+use super::sigv4::{sign_token, token_signed_at, verify_token_bytes};
 use super::wire::{
     CANCEL_REQUEST, GSSENC_REQUEST, PROTOCOL_MAJOR_3, SSL_REQUEST, error_fields, first_column,
     packet_code, param, parse_startup, push_message, read_message, read_startup_packet, send_error,
@@ -63,6 +63,12 @@ pub struct GateConfig {
     /// When set, the gate's certificate expires this long after start-up (default: 2099), for
     /// certificate expiry warnings.
     pub cert_expires_in: Option<Duration>,
+    /// Hosts that play a cluster's reader endpoint: a login whose token names one of them is
+    /// spliced to [`GateConfig::reader_backend_port`] (everything else goes to the writer,
+    /// [`GateConfig::backend_port`], which [`Gate::set_writer_backend`] moves in a failover).
+    pub reader_hosts: Vec<String>,
+    /// The reader's PostgreSQL port (a hot standby); `None`: readers reach the writer too.
+    pub reader_backend_port: Option<u16>,
 }
 
 impl std::fmt::Debug for GateConfig {
@@ -93,6 +99,8 @@ impl GateConfig {
             endpoint_port: None,
             direct_hosts: Vec::new(),
             cert_expires_in: None,
+            reader_hosts: Vec::new(),
+            reader_backend_port: None,
             region: TEST_REGION.to_string(),
             credentials: vec![(
                 TEST_ACCESS_KEY_ID.to_string(),
@@ -122,11 +130,25 @@ pub enum Fault {
     ExpiredCert,
     /// Log in, then never answer again: the client's queries go nowhere.
     SilentAfterLogin,
+    /// Answer the password only after this long, as a busy server (or one starting a backend
+    /// under load) does: TCP and TLS are quick, the login answer is slow.
+    SlowLogin(Duration),
 }
 
 /// State shared between the [`Gate`] handle and its connection tasks.
 struct Shared {
-    backend_port: u16,
+    /// Where writer-endpoint logins go; 0 while the writer is gone (a failover).
+    writer_port: AtomicU16,
+    /// Where reader-endpoint logins go.
+    reader_port: AtomicU16,
+    reader_hosts: Vec<String>,
+    /// RDS Proxy's manners (see [`Gate::set_rds_proxy`]); while the writer is gone a login
+    /// waits up to `hold` for it, as RDS Proxy holds new connections during a failover.
+    rds_proxy: Mutex<Option<Duration>>,
+    /// Tokens refused whatever their signature, as after revoked credentials: by exact value.
+    revoked_tokens: Mutex<Vec<String>>,
+    /// Tokens signed before this unix time are refused (0: none).
+    revoked_before: AtomicI64,
     backend_tls: TlsConnector,
     tls_good: TlsAcceptor,
     tls_wrong_ca: TlsAcceptor,
@@ -171,6 +193,7 @@ impl Shared {
         self.extra_hosts
             .iter()
             .chain(&self.direct_hosts)
+            .chain(&self.reader_hosts)
             .find(|h| h.eq_ignore_ascii_case(named))
             .unwrap_or(&self.endpoint_host)
     }
@@ -189,6 +212,21 @@ impl Shared {
         self.direct_hosts
             .iter()
             .any(|h| h.eq_ignore_ascii_case(named))
+    }
+
+    /// Whether `token` names one of the hosts playing the reader endpoint.
+    fn reader(&self, token: &str) -> bool {
+        let named = token_host(token);
+        self.reader_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(named))
+    }
+
+    /// Whether the token was revoked by [`Gate::revoke_token`] or [`Gate::revoke_signed_before`].
+    fn revoked(&self, token: &str) -> bool {
+        let before = self.revoked_before.load(Ordering::SeqCst);
+        (before > 0 && token_signed_at(token).is_some_and(|t| t < before))
+            || lock(&self.revoked_tokens).iter().any(|t| t == token)
     }
 
     fn acceptor(&self, fault: &Fault) -> &TlsAcceptor {
@@ -225,6 +263,7 @@ impl Gate {
         let mut sans = vec!["localhost", "127.0.0.1"];
         let hosts = std::iter::once(&cfg.endpoint_host)
             .chain(&cfg.extra_hosts)
+            .chain(&cfg.reader_hosts)
             .chain(&cfg.iam_off_hosts)
             .chain(&cfg.direct_hosts);
         for host in hosts {
@@ -267,7 +306,12 @@ impl Gate {
 
         let (kill, _) = watch::channel(0u64);
         let shared = Arc::new(Shared {
-            backend_port: cfg.backend_port,
+            writer_port: AtomicU16::new(cfg.backend_port),
+            reader_port: AtomicU16::new(cfg.reader_backend_port.unwrap_or(cfg.backend_port)),
+            reader_hosts: cfg.reader_hosts.clone(),
+            rds_proxy: Mutex::new(None),
+            revoked_tokens: Mutex::new(Vec::new()),
+            revoked_before: AtomicI64::new(0),
             backend_tls: TlsConnector::from(Arc::new(client_cfg)),
             tls_good,
             tls_wrong_ca,
@@ -380,6 +424,48 @@ impl Gate {
             std::thread::sleep(Duration::from_millis(5));
         }
         eprintln!("rdsiam-gate: some sessions were still open 5 s after drop_all_sessions");
+    }
+
+    /// Where writer-endpoint logins go from now on: a PostgreSQL port, or `None` while the
+    /// writer is gone (then a login is refused the way a gone instance refuses it, or held in
+    /// RDS Proxy mode). Sessions already spliced stay where they are.
+    pub fn set_writer_backend(&self, port: Option<u16>) {
+        self.shared
+            .writer_port
+            .store(port.unwrap_or(0), Ordering::SeqCst);
+        self.shared
+            .event(format!("writer-endpoint port={}", port.unwrap_or(0)));
+    }
+
+    /// Where reader-endpoint logins go from now on.
+    pub fn set_reader_backend(&self, port: u16) {
+        self.shared.reader_port.store(port, Ordering::SeqCst);
+    }
+
+    /// RDS Proxy's manners from now on (`None`: off). A startup packet with `options` is
+    /// refused with RDS Proxy's own FATAL 0A000 text, and while the writer is gone a new
+    /// login waits up to `hold` for it instead of failing (RDS Proxy queues connections
+    /// during a failover; its connection borrow timeout bounds the wait).
+    pub fn set_rds_proxy(&self, hold: Option<Duration>) {
+        *lock(&self.shared.rds_proxy) = hold;
+    }
+
+    /// Refuse this exact token from now on, whatever its signature says (credentials
+    /// revoked or rotated under a cached token).
+    pub fn revoke_token(&self, token: &str) {
+        lock(&self.shared.revoked_tokens).push(token.to_owned());
+    }
+
+    /// Refuse every token signed before `unix_secs` (gate clock); 0 turns it off.
+    pub fn revoke_signed_before(&self, unix_secs: i64) {
+        self.shared
+            .revoked_before
+            .store(unix_secs, Ordering::SeqCst);
+    }
+
+    /// The gate's clock now, as unix seconds.
+    pub fn now(&self) -> i64 {
+        self.shared.now()
     }
 
     /// From now on, drop CancelRequests (each one logs `cancel dropped`) instead of forwarding
@@ -599,6 +685,30 @@ where
         return Ok(());
     };
     let shown = show(&user);
+    let rds_proxy = *lock(&sh.rds_proxy);
+    if rds_proxy.is_some()
+        && let Some(name) = params
+            .iter()
+            .map(|(k, _)| k.as_slice())
+            .find(|k| *k == b"options".as_slice())
+    {
+        // RDS Proxy refuses startup parameters it doesn't support with this FATAL, SQLSTATE
+        // 0A000 (AWS RDS User Guide, "Troubleshooting for RDS Proxy", PostgreSQL errors:
+        // "Feature not supported: RDS Proxy currently doesn't support the option
+        // option_name."). It passes user, database, application_name, client_encoding and
+        // the like on, and `options` (PGOPTIONS) is the one every libpq client can send.
+        let name = String::from_utf8_lossy(name).into_owned();
+        sh.event(format!("rejected user={shown} reason=unsupported-option"));
+        send_error(
+            &mut client,
+            "0A000",
+            &format!(
+                "Feature not supported: RDS Proxy currently doesn't support the option {name}."
+            ),
+        )
+        .await;
+        return Ok(());
+    }
 
     // AuthenticationCleartextPassword, as RDS asks for the IAM token.
     client.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3]).await?;
@@ -642,8 +752,41 @@ where
         send_pam_failure(&mut client, &shown).await;
         return Ok(());
     }
+    let token = std::str::from_utf8(password).unwrap_or_default();
+    if sh.revoked(token) {
+        // A revoked key's token still verifies here; RDS refuses it all the same.
+        sh.event(format!("rejected user={shown} reason=revoked"));
+        send_pam_failure(&mut client, &shown).await;
+        return Ok(());
+    }
+    let backend_port = if sh.reader(token) {
+        sh.reader_port.load(Ordering::SeqCst)
+    } else {
+        match writer_port(sh, rds_proxy).await {
+            Some(port) => port,
+            None if rds_proxy.is_some() => {
+                sh.event(format!("failed user={shown} reason=writer-down-held"));
+                send_error(
+                    &mut client,
+                    "08006",
+                    "Timed-out waiting to acquire database connection",
+                )
+                .await;
+                return Ok(());
+            }
+            None => {
+                // The instance behind the name is gone: the connection just ends, as one to
+                // an address nobody listens on any more does.
+                sh.event(format!("failed user={shown} reason=writer-down"));
+                return Ok(());
+            }
+        }
+    };
+    if let Fault::SlowLogin(delay) = fault {
+        tokio::time::sleep(*delay).await;
+    }
 
-    let mut backend = match patiently(connect_backend(sh, &startup))
+    let mut backend = match patiently(connect_backend(sh, backend_port, &startup))
         .await
         .and_then(|r| r)
     {
@@ -888,8 +1031,8 @@ type BackendStream = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// Opens a TLS session to PostgreSQL and sends the client's startup packet (same protocol
 /// version, user, database and other parameters); PostgreSQL trusts the gate.
-async fn connect_backend(sh: &Shared, startup: &[u8]) -> Result<BackendStream> {
-    let mut tcp = TcpStream::connect(("127.0.0.1", sh.backend_port))
+async fn connect_backend(sh: &Shared, port: u16, startup: &[u8]) -> Result<BackendStream> {
+    let mut tcp = TcpStream::connect(("127.0.0.1", port))
         .await
         .context("connecting to PostgreSQL")?;
     let _ = tcp.set_nodelay(true);
@@ -992,16 +1135,45 @@ async fn forward_cancel(sh: &Shared, pkt: &[u8]) -> Result<()> {
         sh.event("rejected reason=bad-cancel".to_string());
         bail!("CancelRequest of {} bytes", pkt.len());
     }
-    let mut tcp = TcpStream::connect(("127.0.0.1", sh.backend_port))
-        .await
-        .context("connecting to PostgreSQL to cancel")?;
-    tcp.write_all(pkt).await?;
-    tcp.flush().await?;
-    // Wait for PostgreSQL to close its end, so the cancel has been read before we return.
-    let mut sink = [0u8; 64];
-    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut sink)).await;
+    // A cancel names no host: offer it to each live server; only the one that knows the key
+    // acts on it.
+    let mut ports = vec![
+        sh.writer_port.load(Ordering::SeqCst),
+        sh.reader_port.load(Ordering::SeqCst),
+    ];
+    ports.retain(|p| *p != 0);
+    ports.dedup();
+    let mut last = Err(anyhow!("no server to cancel on: the writer is gone"));
+    for port in ports {
+        last = async {
+            let mut tcp = TcpStream::connect(("127.0.0.1", port))
+                .await
+                .context("connecting to PostgreSQL to cancel")?;
+            tcp.write_all(pkt).await?;
+            tcp.flush().await?;
+            // Wait for PostgreSQL to close its end, so the cancel has been read before we return.
+            let mut sink = [0u8; 64];
+            let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut sink)).await;
+            anyhow::Ok(())
+        }
+        .await;
+    }
+    last?;
     sh.event("cancel forwarded".to_string());
     Ok(())
+}
+
+/// The writer's port, or `None` while it is gone; in RDS Proxy mode a login waits up to
+/// `hold` for a writer to come back.
+async fn writer_port(sh: &Shared, hold: Option<Duration>) -> Option<u16> {
+    let deadline = Instant::now() + hold.unwrap_or_default();
+    loop {
+        match sh.writer_port.load(Ordering::SeqCst) {
+            0 if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            0 => return None,
+            port => return Some(port),
+        }
+    }
 }
 
 /// A user name as it may appear in an event line: lossy UTF-8, control characters replaced so

@@ -22,12 +22,15 @@
 //! One file per job, so each can be reviewed alone:
 //! - `listener`: the TLS listener, the per-connection session and splice, fault injection;
 //! - `wire`: the few PostgreSQL v3 messages the gate frames by hand;
+//! - `cluster`: a writer and a hot-standby reader behind one gate, and the failover switch;
 //! - `sigv4`: the token signer and verifier, and the calendar maths behind `X-Amz-Date`.
 
+pub mod cluster;
 mod listener;
 mod sigv4;
 mod wire;
 
+pub use cluster::{Cluster, Failover, FailoverTimes, OldWriter};
 pub use listener::{Fault, Gate, GateConfig};
 pub use sigv4::{sign_token, verify_token};
 

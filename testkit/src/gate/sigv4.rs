@@ -255,6 +255,15 @@ fn format_amz_date(t: i64) -> String {
     )
 }
 
+/// When a token says it was signed (its X-Amz-Date), as unix time.
+pub(super) fn token_signed_at(token: &str) -> Option<i64> {
+    let query = token.split_once("/?")?.1;
+    let date = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("X-Amz-Date="))?;
+    parse_amz_date(date)
+}
+
 /// Parses `yyyymmddThhmmssZ` strictly into a unix time.
 fn parse_amz_date(s: &str) -> Option<i64> {
     let b = s.as_bytes();

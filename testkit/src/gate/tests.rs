@@ -680,3 +680,183 @@ fn garbage_from_clients_is_survived() {
             .unwrap();
     });
 }
+
+const WRITER: &str = "app.cluster-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com";
+const READER: &str = "app.cluster-ro-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com";
+
+fn cluster_token(gate: &Gate, host: &str, at: i64) -> String {
+    sign_token(
+        host,
+        gate.endpoint_port(),
+        "iamuserapp",
+        TEST_REGION,
+        TEST_ACCESS_KEY_ID,
+        TEST_SECRET_ACCESS_KEY,
+        None,
+        at,
+    )
+}
+
+async fn in_recovery(gate: &Gate, host: &str) -> String {
+    let token = cluster_token(gate, host, gate.now());
+    let mut s = login(gate, "iamuserapp", "app", &token).await.unwrap();
+    query(&mut s, "select pg_is_in_recovery()").await.unwrap()[0].clone()
+}
+
+#[test]
+fn a_cluster_has_a_writer_and_a_reader_and_fails_over() {
+    let cluster = Cluster::start(WRITER, READER, &[], None).unwrap();
+    let gate = cluster.gate();
+    // One runtime: the session kept open across the failover belongs to it.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert_eq!(in_recovery(gate, WRITER).await, "f");
+        assert_eq!(in_recovery(gate, READER).await, "t");
+    });
+    // Written on the writer, read on the reader: real streaming replication.
+    cluster
+        .psql_writer("app", "create table t(x int); insert into t values (7)")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster
+        .psql_reader("app", "select x from t")
+        .ok()
+        .as_deref()
+        != Some("7")
+    {
+        assert!(Instant::now() < deadline, "the reader never saw the write");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A session open on the writer is cut by the failover.
+    let mut open = rt.block_on(async {
+        let token = cluster_token(gate, WRITER, gate.now());
+        login(gate, "iamuserapp", "app", &token).await.unwrap()
+    });
+    let how = Failover {
+        dns_lag: Duration::from_millis(1500),
+        ..Failover::default()
+    };
+    std::thread::scope(|scope| {
+        let failing = scope.spawn(|| cluster.failover(how).unwrap());
+        // During the DNS lag the writer endpoint leads nowhere: the login just ends.
+        assert!(gate.wait_for_event("writer-endpoint port=0", Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(300));
+        let ended = rt.block_on(async {
+            let token = cluster_token(gate, WRITER, gate.now());
+            let mut s = tls_to(gate.port(), &gate.ca_pem(), "localhost")
+                .await
+                .unwrap();
+            s.write_all(&startup_packet("iamuserapp", "app"))
+                .await
+                .unwrap();
+            let _ = read_message(&mut s, 1 << 20).await.unwrap();
+            let mut msg = Vec::new();
+            push_message(&mut msg, b'p', format!("{token}\0").as_bytes());
+            s.write_all(&msg).await.unwrap();
+            read_message(&mut s, 1 << 20).await.is_err()
+        });
+        assert!(ended, "a login during the lag ends without an answer");
+        let times = failing.join().unwrap();
+        assert!(times.spliced >= times.promoted);
+        assert!(times.spliced - times.promoted >= Duration::from_millis(1400));
+    });
+    // The server's FATAL came as it stopped, unasked; then the connection ends.
+    let cut = rt.block_on(async {
+        let (kind, body) = read_message(&mut open.s, 1 << 20).await.unwrap();
+        assert_eq!(kind, b'E');
+        field(&body, b'C')
+    });
+    assert_eq!(cut, "57P01", "a fast stop ends the session with 57P01");
+    rt.block_on(async {
+        assert_eq!(in_recovery(gate, WRITER).await, "f", "the new writer");
+        assert_eq!(in_recovery(gate, READER).await, "t", "a new reader");
+    });
+    assert_eq!(cluster.psql_writer("app", "select x from t").unwrap(), "7");
+}
+
+#[test]
+fn revoked_tokens_and_rds_proxy_manners() {
+    let gate = gate();
+    let token = gate.token_for("iamuserapp");
+    block_on(async {
+        assert!(login(&gate, "iamuserapp", "app", &token).await.is_ok());
+        gate.revoke_token(&token);
+        let err = login(&gate, "iamuserapp", "app", &token)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(fields_line(&err), pam_line("iamuserapp"));
+        assert!(
+            gate.events()
+                .contains(&"rejected user=iamuserapp reason=revoked".to_string())
+        );
+        // Every token signed before a moment, as after rotated keys.
+        let old = gate.token_for("iamuserapp");
+        gate.revoke_signed_before(gate.now() + 1);
+        assert!(login(&gate, "iamuserapp", "app", &old).await.is_err());
+        gate.set_clock_offset(2);
+        let fresh = gate.token_for("iamuserapp");
+        assert!(login(&gate, "iamuserapp", "app", &fresh).await.is_ok());
+
+        // RDS Proxy refuses `options` with its own words.
+        gate.set_rds_proxy(Some(Duration::from_secs(1)));
+        let mut s = tls_to(gate.port(), &gate.ca_pem(), "localhost")
+            .await
+            .unwrap();
+        let mut body = (3u32 << 16).to_be_bytes().to_vec();
+        body.extend_from_slice(b"user\0iamuserapp\0options\0-c work_mem=1MB\0\0");
+        let mut pkt = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+        pkt.extend_from_slice(&body);
+        s.write_all(&pkt).await.unwrap();
+        let (kind, body) = read_message(&mut s, 1 << 20).await.unwrap();
+        assert_eq!(kind, b'E');
+        assert_eq!(
+            fields_line(&body),
+            "S=FATAL V=FATAL C=0A000 M=Feature not supported: RDS Proxy currently doesn't support the option options."
+        );
+        // A slow login answers late but answers.
+        gate.set_fault(Fault::SlowLogin(Duration::from_millis(700)));
+        let t0 = Instant::now();
+        let fresh = gate.token_for("iamuserapp");
+        assert!(login(&gate, "iamuserapp", "app", &fresh).await.is_ok());
+        assert!(t0.elapsed() >= Duration::from_millis(700));
+    });
+}
+
+#[test]
+fn rds_proxy_mode_holds_logins_while_the_writer_is_gone() {
+    let gate = gate();
+    let writer = pg().port();
+    gate.set_rds_proxy(Some(Duration::from_secs(3)));
+    gate.set_writer_backend(None);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(500));
+            gate.set_writer_backend(Some(writer));
+        });
+        let t0 = Instant::now();
+        let token = gate.token_for("iamuserapp");
+        assert!(block_on(login(&gate, "iamuserapp", "app", &token)).is_ok());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(400),
+            "the login was held"
+        );
+    });
+    // Gone for longer than RDS Proxy holds a login: it gives up with an error.
+    gate.set_rds_proxy(Some(Duration::from_millis(300)));
+    gate.set_writer_backend(None);
+    let token = gate.token_for("iamuserapp");
+    let err = block_on(login(&gate, "iamuserapp", "app", &token))
+        .err()
+        .unwrap();
+    assert_eq!(field(&err, b'C'), "08006");
+    assert!(
+        gate.events()
+            .contains(&"failed user=iamuserapp reason=writer-down-held".to_string())
+    );
+    gate.set_writer_backend(Some(writer));
+}
