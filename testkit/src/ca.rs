@@ -125,6 +125,12 @@ impl TestCa {
     }
 }
 
+/// When a leaf stops being valid: a calendar date, or a span from now.
+enum Until {
+    Date((i32, u8, u8)),
+    In(std::time::Duration),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,10 +172,4 @@ mod tests {
         let stranger = TestCa::new().unwrap();
         assert_ne!(stranger.ca_pem(), ca.ca_pem());
     }
-}
-
-/// When a leaf stops being valid: a calendar date, or a span from now.
-enum Until {
-    Date((i32, u8, u8)),
-    In(std::time::Duration),
 }
