@@ -13,6 +13,7 @@ mod proxy;
 mod psql;
 mod resolve;
 mod run;
+mod sidecar;
 mod sql;
 mod sql_compat;
 mod support;
