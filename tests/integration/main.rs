@@ -5,6 +5,7 @@ mod check;
 mod completions;
 mod config;
 mod contract;
+mod creds;
 mod db;
 mod doctor;
 mod hardening;
