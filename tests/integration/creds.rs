@@ -33,7 +33,14 @@ fn proxy_cmd(env: &Env, gate: &Gate) -> (Command, u16, u16) {
     let mut cmd = env.bare();
     cmd.args(["proxy", "--host", "localhost", "--port"])
         .arg(gate.port().to_string())
-        .args(["--region", REGION, "--user", "iamuserapp", "--dbname", "app"])
+        .args([
+            "--region",
+            REGION,
+            "--user",
+            "iamuserapp",
+            "--dbname",
+            "app",
+        ])
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--http-address")
@@ -62,13 +69,23 @@ fn query(env: &Env, port: u16) -> (i32, String) {
 /// ready all the while (so a quiet sidecar is never taken out of service),
 /// then log in again with credentials issued after the first expired.
 fn outlive_credentials(env: &Env, proxy: &Proxy, server: &CredsServer, port: u16, http: u16) {
-    assert_eq!(query(env, port), (0, "iamuserapp".to_owned()), "{}", proxy.stderr());
+    assert_eq!(
+        query(env, port),
+        (0, "iamuserapp".to_owned()),
+        "{}",
+        proxy.stderr()
+    );
     let first = server.handed_out();
     assert!(first >= 1);
     let until = Instant::now() + LIFETIME * 3;
     while Instant::now() < until {
         let (status, body) = http_get(http, "/readiness");
-        assert_eq!(status, 200, "readiness while idle: {body}\n{}", proxy.stderr());
+        assert_eq!(
+            status,
+            200,
+            "readiness while idle: {body}\n{}",
+            proxy.stderr()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(
@@ -76,8 +93,16 @@ fn outlive_credentials(env: &Env, proxy: &Proxy, server: &CredsServer, port: u16
         "renewed while idle: {} after {first}",
         server.handed_out()
     );
-    assert_eq!(query(env, port), (0, "iamuserapp".to_owned()), "{}", proxy.stderr());
-    assert!(!proxy.stderr().contains("testsecret"), "no secret in the log");
+    assert_eq!(
+        query(env, port),
+        (0, "iamuserapp".to_owned()),
+        "{}",
+        proxy.stderr()
+    );
+    assert!(
+        !proxy.stderr().contains("testsecret"),
+        "no secret in the log"
+    );
 }
 
 #[test]
@@ -124,8 +149,14 @@ fn eks_irsa_web_identity_gets_credentials_from_sts_and_renews_them() {
     let seen = sts.seen();
     let body = &seen[0].body;
     assert!(body.contains("Action=AssumeRoleWithWebIdentity"), "{body}");
-    assert!(body.contains("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Forders-app-rds-connect"), "{body}");
-    assert!(body.contains("WebIdentityToken=eyJhbGciOiJSUzI1NiJ9.test-projected-token.sig"), "{body}");
+    assert!(
+        body.contains("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Forders-app-rds-connect"),
+        "{body}"
+    );
+    assert!(
+        body.contains("WebIdentityToken=eyJhbGciOiJSUzI1NiJ9.test-projected-token.sig"),
+        "{body}"
+    );
     assert!(body.contains("RoleSessionName=rdsiam-sidecar"), "{body}");
 }
 
