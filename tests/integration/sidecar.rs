@@ -542,8 +542,8 @@ fn proxy_flags_come_from_env_and_config_with_the_usual_precedence() {
         r.stderr
     );
 
-    // The file's http-address and the env's --min-sigterm-delay reach the
-    // running proxy; the flag --http-address beats the file's.
+    // A running proxy gets [defaults]' log-format from the file and
+    // --min-sigterm-delay from the environment.
     let http = closed_port();
     let (mut cmd, _) = proxy_cmd(
         &env,
