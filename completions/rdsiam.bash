@@ -679,7 +679,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__proxy)
-            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --listen --unix-socket --http-address --max-connections --max-connection-rate --max-sigterm-delay --log-format --allow-user --allow-any-local-user --pool --pool-size --pool-idle-timeout --pool-max-lifetime --expect-writer --failover-timeout --login-timeout --help --version"
+            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --listen --unix-socket --http-address --max-connections --max-connection-rate --min-sigterm-delay --max-sigterm-delay --log-format --quitquitquit --wait --allow-user --allow-any-local-user --pool --pool-size --pool-idle-timeout --pool-max-lifetime --expect-writer --failover-timeout --login-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -773,12 +773,20 @@ _rdsiam() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --min-sigterm-delay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --max-sigterm-delay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --allow-user)

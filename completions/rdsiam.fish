@@ -220,14 +220,16 @@ verify-ca\t'Verify the chain only'
 require\t'Encrypt without verifying (not recommended)'"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l ca-bundle -d 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]' -r -F
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l connect-timeout -d 'Seconds to wait for TCP, TLS and login together [default: 10]' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l listen -d 'TCP address for the first target (ports count up for more targets; `none`: no TCP). Anything but loopback lets whoever reaches it log in as you [default: 127.0.0.1:5432]' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l unix-socket -d 'Also listen on DIR/.s.PGSQL.PORT (DIR made 0700 if missing), for `psql -h DIR -p PORT`' -r -F
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l http-address -d 'Serve /startup, /liveness, /readiness and /metrics (Prometheus) on ADDR:PORT [default: off]' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l max-connections -d 'Client connections open at once; more get FATAL 53300' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l max-connection-rate -d 'New upstream logins per second; more wait their turn (RDS throttles IAM logins at 200/s)' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l max-sigterm-delay -d 'Seconds open connections get to finish after SIGTERM/SIGINT (a second signal ends at once)' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l log-format -d 'Connection log format on stderr' -r -f -a "text\t'`rdsiam: proxy: open conn=1 client=… user=…`'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l listen -d 'TCP address for the first target (ports count up for more targets; `none`: no TCP). Anything but loopback lets whoever reaches it log in as you [default: 127.0.0.1:5432] [env: RDSIAM_LISTEN]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l unix-socket -d 'Also listen on DIR/.s.PGSQL.PORT (DIR made 0700 if missing), for `psql -h DIR -p PORT` [env: RDSIAM_UNIX_SOCKET]' -r -F
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l http-address -d 'Serve /startup, /liveness, /readiness and /metrics (Prometheus) on ADDR:PORT [default: off] [env: RDSIAM_HTTP_ADDRESS]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l max-connections -d 'Client connections open at once; more get FATAL 53300 [default: 1000] [env: RDSIAM_MAX_CONNECTIONS]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l max-connection-rate -d 'New upstream logins per second; more wait their turn (RDS throttles IAM logins at 200/s) [default: 100] [env: RDSIAM_MAX_CONNECTION_RATE]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l min-sigterm-delay -d 'Seconds to keep accepting after SIGTERM, readiness failing, so load balancers and Services stop sending clients first [default: 0] [env: RDSIAM_MIN_SIGTERM_DELAY]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l max-sigterm-delay -d 'Seconds open connections get to finish after SIGTERM/SIGINT (a second signal ends at once) [default: 0] [env: RDSIAM_MAX_SIGTERM_DELAY]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l log-format -d 'Connection log format on stderr [default: text] [env: RDSIAM_LOG_FORMAT]' -r -f -a "text\t'`rdsiam: proxy: open conn=1 client=… user=…`'
 json\t'One JSON object per line'"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l wait -d 'Start nothing: wait up to SECS (default 30) for the proxy serving --http-address to be ready (GET /readiness is 200), then exit 0; 6 if it is not (for init scripts)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l allow-user -d 'Also admit this local account (repeatable); by default only yours may connect, since whoever connects logs in as you' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l pool-size -d 'With --pool: idle sessions kept per user, database and parameters' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l pool-idle-timeout -d 'With --pool: seconds a session may sit idle before it is closed' -r
@@ -236,6 +238,7 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l failover-timeout
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l login-timeout -d 'Seconds the server may take to answer a login once TCP and TLS are up (a busy server is slow, not unreachable)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l no-config -d 'Ignore the config file'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l quitquitquit -d 'Stop (drain, exit 0) on `POST /quitquitquit` to the --http-address: for a sidecar whose main container is done. Anyone who can reach that address can stop the proxy [env: RDSIAM_QUITQUITQUIT]'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l allow-any-local-user -d 'Admit every local account (needed for a non-loopback --listen): each logs in as you'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l pool -d 'Keep the upstream session of a client that ended cleanly, reset with DISCARD ALL, for the next client with the same user, database and startup parameters (session pooling: saves a TLS + IAM login per client)'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l expect-writer -d 'Only a writer will do: a login that reaches a read-only server (or none) is retried until --failover-timeout (always so for --cluster without --reader)'

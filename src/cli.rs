@@ -450,10 +450,12 @@ Examples:
   rdsiam proxy prod-orders reporting --listen 127.0.0.1:6432 --unix-socket /tmp/rdsiam
 
 Exit codes:
-  0  stopped by SIGTERM/SIGINT after the drain
+  0  stopped by SIGTERM/SIGINT or POST /quitquitquit after the drain (a stop asked for is a
+     success: orchestrators read anything else as a crash); --wait: the proxy is ready
   2  usage (bad flags, config or input)
   3  AWS side (credentials, region, API error, target not found)
-  4  a listener could not bind (port in use, no such address)";
+  4  a listener could not bind (port in use, no such address)
+  6  --wait: the proxy was not ready in time";
 
 const RUN_HELP: &str = "\
 Examples:
@@ -463,37 +465,55 @@ Examples:
 Exit codes: COMMAND's own status (128+N when signal N ended it); 127 when COMMAND is not found;
 before COMMAND starts, rdsiam's own: 2 usage, 3 AWS side, 4 network or TLS.";
 
-/// The local listeners and limits of `rdsiam proxy`.
-#[derive(Debug, Clone, Args)]
+/// The local listeners and limits of `rdsiam proxy`. Each also reads
+/// `RDSIAM_<FLAG>` and the config file's key of the same name (the key
+/// table in `config.rs`); defaults are applied after that layering.
+#[derive(Debug, Clone, Default, Args)]
 pub struct ListenArgs {
     /// TCP address for the first target (ports count up for more targets; `none`: no TCP).
-    /// Anything but loopback lets whoever reaches it log in as you [default: 127.0.0.1:5432]
+    /// Anything but loopback lets whoever reaches it log in as you [default: 127.0.0.1:5432] [env: RDSIAM_LISTEN]
     #[arg(long, value_name = "ADDR:PORT", help_heading = "Proxy")]
     pub listen: Option<String>,
 
-    /// Also listen on DIR/.s.PGSQL.PORT (DIR made 0700 if missing), for `psql -h DIR -p PORT`
+    /// Also listen on DIR/.s.PGSQL.PORT (DIR made 0700 if missing), for `psql -h DIR -p PORT` [env: RDSIAM_UNIX_SOCKET]
     #[arg(long, value_name = "DIR", help_heading = "Proxy")]
     pub unix_socket: Option<PathBuf>,
 
-    /// Serve /startup, /liveness, /readiness and /metrics (Prometheus) on ADDR:PORT [default: off]
+    /// Serve /startup, /liveness, /readiness and /metrics (Prometheus) on ADDR:PORT [default: off] [env: RDSIAM_HTTP_ADDRESS]
     #[arg(long, value_name = "ADDR:PORT", help_heading = "Proxy")]
     pub http_address: Option<String>,
 
-    /// Client connections open at once; more get FATAL 53300
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000), help_heading = "Proxy")]
-    pub max_connections: u32,
+    /// Client connections open at once; more get FATAL 53300 [default: 1000] [env: RDSIAM_MAX_CONNECTIONS]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000), help_heading = "Proxy")]
+    pub max_connections: Option<u32>,
 
-    /// New upstream logins per second; more wait their turn (RDS throttles IAM logins at 200/s)
-    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000), help_heading = "Proxy")]
-    pub max_connection_rate: u32,
+    /// New upstream logins per second; more wait their turn (RDS throttles IAM logins at 200/s) [default: 100] [env: RDSIAM_MAX_CONNECTION_RATE]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000), help_heading = "Proxy")]
+    pub max_connection_rate: Option<u32>,
 
-    /// Seconds open connections get to finish after SIGTERM/SIGINT (a second signal ends at once)
-    #[arg(long, value_name = "SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=86_400), help_heading = "Proxy")]
-    pub max_sigterm_delay: u64,
+    /// Seconds to keep accepting after SIGTERM, readiness failing, so load balancers and
+    /// Services stop sending clients first [default: 0] [env: RDSIAM_MIN_SIGTERM_DELAY]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=86_400), help_heading = "Proxy")]
+    pub min_sigterm_delay: Option<u64>,
 
-    /// Connection log format on stderr
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, help_heading = "Proxy")]
-    pub log_format: LogFormat,
+    /// Seconds open connections get to finish after SIGTERM/SIGINT (a second signal ends at once) [default: 0] [env: RDSIAM_MAX_SIGTERM_DELAY]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=86_400), help_heading = "Proxy")]
+    pub max_sigterm_delay: Option<u64>,
+
+    /// Connection log format on stderr [default: text] [env: RDSIAM_LOG_FORMAT]
+    #[arg(long, value_enum, help_heading = "Proxy")]
+    pub log_format: Option<LogFormat>,
+
+    /// Stop (drain, exit 0) on `POST /quitquitquit` to the --http-address: for a sidecar whose
+    /// main container is done. Anyone who can reach that address can stop the proxy [env: RDSIAM_QUITQUITQUIT]
+    #[arg(long, help_heading = "Proxy")]
+    pub quitquitquit: bool,
+
+    /// Start nothing: wait up to SECS (default 30) for the proxy serving --http-address to be
+    /// ready (GET /readiness is 200), then exit 0; 6 if it is not (for init scripts)
+    #[arg(long, value_name = "SECS", num_args = 0..=1, require_equals = true, default_missing_value = "30",
+          value_parser = clap::value_parser!(u64).range(1..=86_400), help_heading = "Proxy")]
+    pub wait: Option<u64>,
 
     /// Also admit this local account (repeatable); by default only yours may connect, since
     /// whoever connects logs in as you
@@ -618,9 +638,12 @@ mod tests {
     fn flag_help_names_the_variables_of_the_key_table() {
         let cli = Cli::command();
         let check = cli.find_subcommand("check").unwrap();
+        let proxy = cli.find_subcommand("proxy").unwrap();
         for key in crate::config::KEYS.iter().filter(|k| !k.env.is_empty()) {
+            // The proxy's own keys are flags of `proxy` only.
             let arg = check
                 .get_arguments()
+                .chain(proxy.get_arguments())
                 .find(|a| a.get_long() == Some(key.name))
                 .unwrap_or_else(|| panic!("no --{} flag", key.name));
             let help = arg.get_help().map(ToString::to_string).unwrap_or_default();

@@ -47,6 +47,15 @@ pub struct Entry {
     pub api_timeout: Option<u64>,
     /// `rdsiam proxy`'s TCP listener for this target (ADDR:PORT or `none`).
     pub listen: Option<String>,
+    // The proxy's own settings (`rdsiam proxy` flags of the same names).
+    pub unix_socket: Option<PathBuf>,
+    pub http_address: Option<String>,
+    pub max_connections: Option<u32>,
+    pub max_connection_rate: Option<u32>,
+    pub min_sigterm_delay: Option<u64>,
+    pub max_sigterm_delay: Option<u64>,
+    pub log_format: Option<String>,
+    pub quitquitquit: Option<bool>,
 }
 
 impl Entry {
@@ -173,8 +182,74 @@ pub const KEYS: &[Key] = &[
         No,
         "--api-timeout"
     ),
-    // Only in the file: the flag (`--listen`) is the proxy's own, not a target's.
-    key!(listen, "listen", &[], false, No, ""),
+    // In the file, a target's own listener; RDSIAM_LISTEN is `--listen`
+    // (the first target's, ports counting up), which a target's own beats.
+    key!(listen, "listen", &["RDSIAM_LISTEN"], false, No, "--listen"),
+    // The proxy's own: from [defaults] and the (first) target's table.
+    key!(
+        unix_socket,
+        "unix-socket",
+        &["RDSIAM_UNIX_SOCKET"],
+        false,
+        No,
+        "--unix-socket"
+    ),
+    key!(
+        http_address,
+        "http-address",
+        &["RDSIAM_HTTP_ADDRESS"],
+        false,
+        No,
+        "--http-address"
+    ),
+    key!(
+        max_connections,
+        "max-connections",
+        &["RDSIAM_MAX_CONNECTIONS"],
+        false,
+        No,
+        "--max-connections"
+    ),
+    key!(
+        max_connection_rate,
+        "max-connection-rate",
+        &["RDSIAM_MAX_CONNECTION_RATE"],
+        false,
+        No,
+        "--max-connection-rate"
+    ),
+    key!(
+        min_sigterm_delay,
+        "min-sigterm-delay",
+        &["RDSIAM_MIN_SIGTERM_DELAY"],
+        false,
+        No,
+        "--min-sigterm-delay"
+    ),
+    key!(
+        max_sigterm_delay,
+        "max-sigterm-delay",
+        &["RDSIAM_MAX_SIGTERM_DELAY"],
+        false,
+        No,
+        "--max-sigterm-delay"
+    ),
+    key!(
+        log_format,
+        "log-format",
+        &["RDSIAM_LOG_FORMAT"],
+        false,
+        No,
+        "--log-format"
+    ),
+    key!(
+        quitquitquit,
+        "quitquitquit",
+        &["RDSIAM_QUITQUITQUIT"],
+        false,
+        No,
+        "--quitquitquit"
+    ),
 ];
 
 /// The key named `name`.
@@ -225,6 +300,14 @@ impl FromEnv for u64 {
         text.trim()
             .parse()
             .map_err(|_| bad_env(var, &text, "a number of seconds (1 to 3600)"))
+    }
+}
+
+impl FromEnv for u32 {
+    fn from_env(var: &str, text: String) -> Result<u32> {
+        text.trim()
+            .parse()
+            .map_err(|_| bad_env(var, &text, "a whole number"))
     }
 }
 
@@ -482,6 +565,14 @@ mod tests {
             connect_timeout: Some(1),
             api_timeout: Some(1),
             listen: Some(String::new()),
+            unix_socket: Some(PathBuf::new()),
+            http_address: Some(String::new()),
+            max_connections: Some(1),
+            max_connection_rate: Some(1),
+            min_sigterm_delay: Some(1),
+            max_sigterm_delay: Some(1),
+            log_format: Some(String::new()),
+            quitquitquit: Some(true),
         };
         let value = toml::Value::try_from(&all).unwrap();
         let keys: Vec<&str> = value

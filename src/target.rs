@@ -220,6 +220,11 @@ impl Layered {
         }
     }
 
+    /// Put `rdsiam proxy`'s own flags (as an entry) over the layers.
+    pub fn overlay_flags(&mut self, flags: &Entry) {
+        self.overlay(flags, Source::Flag);
+    }
+
     fn clear(&mut self, name: &str) {
         if let Some(key) = config::key(name) {
             (key.clear)(&mut self.entry);
@@ -331,7 +336,7 @@ fn flags_entry(args: &TargetArgs, conn: Option<&ConnArgs>) -> Entry {
         ca_bundle: conn.and_then(|c| c.ca_bundle.clone()),
         connect_timeout: conn.and_then(|c| c.connect_timeout),
         api_timeout: args.aws.api_timeout,
-        listen: None,
+        ..Entry::default()
     }
 }
 

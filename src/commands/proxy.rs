@@ -11,10 +11,10 @@ use anyhow::Result;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::{ConnArgs, ListenArgs, LogFormat, PoolArgs, ProxyArgs, TargetArgs};
-use crate::config::Config;
+use crate::config::{Config, Entry};
 use crate::connect::Connector;
 use crate::endpoint;
-use crate::error::{Failure, suggestions};
+use crate::error::{Failure, Kind, suggestions};
 use crate::output::warn;
 use crate::proxy::admit::{self, Admission};
 use crate::proxy::limits::Limits;
@@ -22,7 +22,7 @@ use crate::proxy::log::{Log, Value};
 use crate::proxy::pool::PoolConfig;
 use crate::proxy::tokens::system_clock;
 use crate::proxy::{self, Listen, Listener, Shared, Upstream};
-use crate::target::{self, Conn, Target};
+use crate::target::{self, Conn, Layered, Source, Target};
 use crate::token::LIFETIME;
 
 use super::Resolved;
@@ -35,7 +35,11 @@ const LIFETIME_VAR: &str = "RDSIAM_TEST_TOKEN_LIFETIME";
 const DEFAULT_LISTEN: &str = "127.0.0.1:5432";
 
 pub fn run(args: ProxyArgs) -> Result<u8> {
-    let plan = ListenPlan::parse(&args.listen)?;
+    let settings = proxy_settings(&args)?;
+    if let Some(secs) = args.listen.wait {
+        return wait_ready(&settings, Duration::from_secs(secs));
+    }
+    let plan = ListenPlan::parse(&settings, &args.listen)?;
     let names: Vec<Option<String>> = match &args.target.target {
         None => vec![None],
         Some(first) => std::iter::once(first.clone())
@@ -82,19 +86,88 @@ pub struct ListenPlan {
     pub max_connections: usize,
     pub rate: u32,
     pub sigterm_delay: Duration,
+    /// Keep accepting this long after SIGTERM (readiness failing).
+    pub min_sigterm_delay: Duration,
+    pub quitquitquit: bool,
     pub log: LogFormat,
     /// `--allow-user`, as uids.
     pub allowed: Vec<u32>,
     pub any: bool,
 }
 
+/// The proxy's own settings, layered like every key: built-in < `[defaults]`
+/// < the first target's table < `RDSIAM_<FLAG>` < flags.
+fn proxy_settings(args: &ProxyArgs) -> Result<Layered> {
+    let (targs, _) = plan(&args.target, args.target.target.as_deref())?;
+    let mut layered = target::layer(&targs, None)?;
+    layered.overlay_flags(&listen_flags(&args.listen));
+    Ok(layered)
+}
+
+/// The proxy's flags as an [`Entry`], to go over the other layers.
+fn listen_flags(args: &ListenArgs) -> Entry {
+    use clap::ValueEnum as _;
+    Entry {
+        listen: args.listen.clone(),
+        unix_socket: args.unix_socket.clone(),
+        http_address: args.http_address.clone(),
+        max_connections: args.max_connections,
+        max_connection_rate: args.max_connection_rate,
+        min_sigterm_delay: args.min_sigterm_delay,
+        max_sigterm_delay: args.max_sigterm_delay,
+        log_format: args
+            .log_format
+            .and_then(|f| f.to_possible_value())
+            .map(|v| v.get_name().to_owned()),
+        quitquitquit: args.quitquitquit.then_some(true),
+        ..Entry::default()
+    }
+}
+
+/// Where a setting came from, for messages: the flag, the variable, or the file.
+fn origin(layered: &Layered, key: &str) -> String {
+    let var = crate::config::key(key).and_then(|k| k.env.first().copied());
+    match (layered.sources.get(key), var) {
+        (Some(Source::Env), Some(var)) => var.to_owned(),
+        (Some(Source::Defaults | Source::Target), _) => format!("{key} in the config file"),
+        _ => format!("--{key}"),
+    }
+}
+
+/// A number setting within `lo..=hi`, else `default`.
+fn ranged<T: Copy + PartialOrd + std::fmt::Display>(
+    layered: &Layered,
+    key: &str,
+    value: Option<T>,
+    (lo, hi): (T, T),
+    default: T,
+) -> Result<T> {
+    match value {
+        None => Ok(default),
+        Some(v) if v >= lo && v <= hi => Ok(v),
+        Some(v) => {
+            let from = origin(layered, key);
+            Err(Failure::usage(format!("{from} is {v}, not {lo} to {hi}"))
+                .hint(format!("set {from} to a number from {lo} to {hi}"))
+                .into())
+        }
+    }
+}
+
 impl ListenPlan {
-    fn parse(args: &ListenArgs) -> Result<ListenPlan> {
-        let tcp = match args.listen.as_deref().unwrap_or(DEFAULT_LISTEN) {
+    fn parse(layered: &Layered, args: &ListenArgs) -> Result<ListenPlan> {
+        let e = &layered.entry;
+        // A `listen` from the file is a target's own (see `planned`); the
+        // base for counting ports is --listen or RDSIAM_LISTEN.
+        let base = match layered.sources.get("listen") {
+            Some(Source::Env | Source::Flag) => e.listen.as_deref(),
+            _ => None,
+        };
+        let tcp = match base.unwrap_or(DEFAULT_LISTEN) {
             "none" => None,
             addr => Some(parse_addr(addr, "--listen")?),
         };
-        if tcp.is_none() && args.unix_socket.is_none() {
+        if tcp.is_none() && e.unix_socket.is_none() {
             return Err(
                 Failure::usage("--listen none and no --unix-socket: nothing to listen on")
                     .hint("add --unix-socket DIR, or drop --listen none")
@@ -110,19 +183,57 @@ impl ListenPlan {
                 Failure::usage(why).hint("pass --allow-user with an account name or a numeric uid")
             })?);
         }
-        let http = args
+        let http = e
             .http_address
             .as_deref()
             .map(|a| parse_addr(a, "--http-address"))
             .transpose()?;
+        let log = match e.log_format.as_deref() {
+            None => LogFormat::Text,
+            Some(name) => {
+                <LogFormat as clap::ValueEnum>::from_str(name.trim(), true).map_err(|_| {
+                    let from = origin(layered, "log-format");
+                    Failure::usage(format!(
+                        "{from} `{}` is not text or json",
+                        name.escape_debug()
+                    ))
+                    .hint(format!("set {from} to text or json"))
+                })?
+            }
+        };
+        let quitquitquit = e.quitquitquit.unwrap_or(false);
+        if quitquitquit && http.is_none() {
+            return Err(Failure::usage(format!(
+                "{} needs an HTTP address to listen on",
+                origin(layered, "quitquitquit")
+            ))
+            .hint("add --http-address ADDR:PORT (RDSIAM_HTTP_ADDRESS), or drop --quitquitquit")
+            .into());
+        }
+        let secs =
+            |key, value| ranged(layered, key, value, (0, 86_400), 0).map(Duration::from_secs);
         Ok(ListenPlan {
             tcp,
-            unix_dir: args.unix_socket.clone(),
+            unix_dir: e.unix_socket.clone(),
             http,
-            max_connections: args.max_connections as usize,
-            rate: args.max_connection_rate,
-            sigterm_delay: Duration::from_secs(args.max_sigterm_delay),
-            log: args.log_format,
+            max_connections: ranged(
+                layered,
+                "max-connections",
+                e.max_connections,
+                (1, 100_000),
+                1000,
+            )? as usize,
+            rate: ranged(
+                layered,
+                "max-connection-rate",
+                e.max_connection_rate,
+                (1, 10_000),
+                100,
+            )?,
+            sigterm_delay: secs("max-sigterm-delay", e.max_sigterm_delay)?,
+            min_sigterm_delay: secs("min-sigterm-delay", e.min_sigterm_delay)?,
+            quitquitquit,
+            log,
             allowed,
             any: args.allow_any_local_user,
         })
@@ -272,7 +383,12 @@ pub(crate) fn planned(
     let target = Target::from_layered(&layered)?;
     let e = &layered.entry;
     let connector = Connector::from_args(&Conn::from_entry(e)?)?;
-    let listen = match e.listen.as_deref() {
+    // Only the file's `listen` is the target's own; RDSIAM_LISTEN is --listen.
+    let own = match layered.sources.get("listen") {
+        Some(Source::Defaults | Source::Target) => e.listen.as_deref(),
+        _ => None,
+    };
+    let listen = match own {
         None => None,
         Some("none") => Some(None),
         Some(addr) => Some(Some(parse_addr(addr, "listen")?)),
@@ -505,6 +621,9 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
         .with_pool(pool),
     );
     tokio::spawn(shared.clone().sweep_pool());
+    if plan.quitquitquit {
+        shared.enable_quitquitquit();
+    }
     let sockets: Vec<PathBuf> = listeners
         .iter()
         .filter_map(|l| match &l.listen {
@@ -524,6 +643,7 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
         }
         tokio::spawn(proxy::http::serve(http, shared.clone()));
     }
+    tokio::spawn(proxy::renew::keep_fresh(shared.clone(), upstreams.clone()));
     shared.set_started();
     {
         use std::io::Write as _;
@@ -534,9 +654,22 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
         let _ = out.flush();
     }
 
-    tokio::select! {
-        _ = sigterm.recv() => {}
-        _ = sigint.recv() => {}
+    let quit = shared.quit.clone();
+    let by_signal = tokio::select! {
+        _ = sigterm.recv() => true,
+        _ = sigint.recv() => true,
+        () = quit.cancelled() => false,
+    };
+    if !sigterm_delay(&shared, &plan, by_signal, &mut sigterm, &mut sigint).await {
+        log.line(
+            "stop-now",
+            &[("open", Value::Num(shared.tracker.len() as u64))],
+        );
+        for path in sockets {
+            let _ = std::fs::remove_file(path);
+        }
+        log.line("stopped", &[]);
+        return Ok(0);
     }
     let drained = tokio::select! {
         () = proxy::drain(&shared, plan.sigterm_delay) => true,
@@ -560,6 +693,104 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
     }
     Log::flush(Duration::from_secs(1));
     Ok(0)
+}
+
+/// After SIGTERM, keep accepting for `--min-sigterm-delay` with readiness
+/// failing, so a Service or target group stops sending clients before the
+/// listeners close. POST /quitquitquit skips it: whoever asked is done.
+/// False when a second signal says stop now.
+async fn sigterm_delay(
+    shared: &Shared,
+    plan: &ListenPlan,
+    by_signal: bool,
+    sigterm: &mut tokio::signal::unix::Signal,
+    sigint: &mut tokio::signal::unix::Signal,
+) -> bool {
+    shared.set_draining();
+    if !by_signal {
+        shared.log.line("quitquitquit", &[]);
+        return true;
+    }
+    if plan.min_sigterm_delay.is_zero() {
+        return true;
+    }
+    shared.log.line(
+        "sigterm-delay",
+        &[(
+            "min_sigterm_delay",
+            Value::Secs(plan.min_sigterm_delay.as_secs_f64()),
+        )],
+    );
+    tokio::select! {
+        () = tokio::time::sleep(plan.min_sigterm_delay) => true,
+        _ = sigterm.recv() => false,
+        _ = sigint.recv() => false,
+    }
+}
+
+/// `rdsiam proxy --wait`: poll the running proxy's GET /readiness (as a
+/// kubelet would) until it answers 200 or `limit` passes. Blocking and
+/// without a runtime: one small request at a time.
+fn wait_ready(settings: &Layered, limit: Duration) -> Result<u8> {
+    let Some(addr) = settings.entry.http_address.as_deref() else {
+        return Err(Failure::usage("--wait needs the proxy's --http-address")
+            .hint("pass --http-address ADDR:PORT (or set RDSIAM_HTTP_ADDRESS) as the proxy has it")
+            .into());
+    };
+    let mut addr = parse_addr(addr, "--http-address")?;
+    // A proxy listening on every address is reached on loopback.
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let last = match readiness_once(addr) {
+            Ok((200, _)) => {
+                println!("rdsiam proxy: ready (http://{addr}/readiness)");
+                return Ok(0);
+            }
+            Ok((status, body)) => format!("{status} {}", body.trim()),
+            Err(err) => format!("no answer ({err})"),
+        };
+        if std::time::Instant::now() >= deadline {
+            return Err(Failure::new(
+                Kind::Expectation,
+                format!(
+                    "the proxy at {addr} was not ready after {}s: {last}",
+                    limit.as_secs()
+                ),
+            )
+            .hint("check the proxy's log on stderr; give it longer with --wait=SECS")
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// One GET /readiness: (status, body).
+fn readiness_once(addr: SocketAddr) -> std::io::Result<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(b"GET /readiness HTTP/1.1\r\nHost: rdsiam\r\nConnection: close\r\n\r\n")?;
+    let mut text = Vec::new();
+    stream.take(64 * 1024).read_to_end(&mut text)?;
+    let text = String::from_utf8_lossy(&text);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
 }
 
 fn planned_for(args: &ProxyArgs, name: Option<&str>) -> Result<(Planned, bool)> {

@@ -65,6 +65,9 @@ async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut words = line.split_whitespace();
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
+    if path == "/quitquitquit" {
+        return quitquitquit(&mut stream, shared, method).await;
+    }
     if method != "GET" && method != "HEAD" {
         return respond(&mut stream, 405, "text/plain", "only GET\n", true).await;
     }
@@ -101,6 +104,30 @@ async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         body_too,
     )
     .await
+}
+
+/// `POST /quitquitquit`: stop the proxy (drain, exit 0) when started with
+/// `--quitquitquit`; otherwise the path does not exist.
+async fn quitquitquit(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    method: &str,
+) -> std::io::Result<()> {
+    if !shared.quitquitquit() {
+        return respond(
+            stream,
+            404,
+            "text/plain",
+            "not found: /quitquitquit is off (start the proxy with --quitquitquit)\n",
+            true,
+        )
+        .await;
+    }
+    if method != "POST" {
+        return respond(stream, 405, "text/plain", "only POST\n", true).await;
+    }
+    shared.quit.cancel();
+    respond(stream, 200, "text/plain; charset=utf-8", "stopping\n", true).await
 }
 
 async fn respond(

@@ -32,6 +32,11 @@ impl Limits {
         self.connections.clone().try_acquire_owned().ok()
     }
 
+    /// Every connection slot is taken.
+    pub fn at_capacity(&self) -> bool {
+        self.connections.available_permits() == 0
+    }
+
     /// Wait for this login's turn under the rate cap. The lock is held
     /// through the wait and the slot only taken once it comes, so a login
     /// abandoned while waiting (timed out, client gone) reserves nothing

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod pool;
+pub mod renew;
 #[cfg(target_os = "linux")]
 pub mod sockdiag;
 pub mod tokens;
@@ -221,6 +222,11 @@ pub struct Shared {
     upstreams: Vec<Arc<Upstream>>,
     started: AtomicBool,
     next_id: AtomicU64,
+    /// Stop asked for by `POST /quitquitquit` (when `quitquitquit` is on).
+    pub quit: CancellationToken,
+    quitquitquit: AtomicBool,
+    /// Past the first SIGTERM (still accepting during --min-sigterm-delay).
+    draining: AtomicBool,
 }
 
 impl Shared {
@@ -240,6 +246,9 @@ impl Shared {
             upstreams,
             started: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
+            quit: CancellationToken::new(),
+            quitquitquit: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
         };
         for up in &shared.upstreams {
             shared.note_credentials(&up.resolved.aws);
@@ -295,13 +304,25 @@ impl Shared {
         self.started.load(Ordering::SeqCst)
     }
 
+    pub fn enable_quitquitquit(&self) {
+        self.quitquitquit.store(true, Ordering::SeqCst);
+    }
+
+    pub fn quitquitquit(&self) -> bool {
+        self.quitquitquit.load(Ordering::SeqCst)
+    }
+
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
     /// Ready while the listeners accept and no target's credentials have
     /// expired. It never dials the database.
     pub fn readiness(&self) -> std::result::Result<(), String> {
         if !self.started() {
             return Err("starting".into());
         }
-        if self.stop.is_cancelled() {
+        if self.stop.is_cancelled() || self.draining.load(Ordering::SeqCst) {
             return Err("shutting down".into());
         }
         for up in &self.upstreams {
@@ -331,6 +352,13 @@ impl Shared {
                     up.name
                 ));
             }
+        }
+        // Full: a new client would get FATAL 53300, so send it elsewhere.
+        if self.limits.at_capacity() {
+            return Err(format!(
+                "at --max-connections ({} open)",
+                self.limits.max_connections
+            ));
         }
         Ok(())
     }

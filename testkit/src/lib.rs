@@ -2,12 +2,14 @@
 //!
 //! - [`pg`]: a throwaway PostgreSQL server per test run.
 //! - [`ca`]: a test certificate authority made at start-up.
+//! - [`creds`]: the container credentials endpoint and STS web identity, short-lived.
 //! - [`gate`]: the IAM gate, which plays RDS Proxy in front of [`pg`].
 //! - [`pty`]: a pseudo-terminal for driving interactive programs as a person would.
 //! - [`rdsapi`]: a local RDS (and STS) Query API for the Describe calls.
 //! - [`sandbox`]: all of the above as the article's setup, for the `rdsiam-sandbox` binary.
 
 pub mod ca;
+pub mod creds;
 pub mod gate;
 pub mod pg;
 pub mod pty;
