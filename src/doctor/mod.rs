@@ -312,7 +312,11 @@ pub async fn diagnose(target: &Target, connector: &Connector, strict: bool) -> R
             Step::new(3, "target").skip(
                 "--host: no RDS API call, so engine, status and IAM auth are not checked (name it with --proxy, --cluster or --instance to check them)",
             ),
-            Some(Endpoint::host(host, target.port)),
+            Some(Endpoint::host(
+                host,
+                target.port,
+                target.engine.unwrap_or_default(),
+            )),
         ),
         (_, Some(aws)) => target::target(aws, target, &mut found).await,
         (_, None) => (

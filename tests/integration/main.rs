@@ -9,6 +9,7 @@ mod db;
 mod doctor;
 mod hardening;
 mod layers;
+mod mysql;
 mod proxy;
 mod psql;
 mod resolve;
