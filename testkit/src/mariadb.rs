@@ -51,6 +51,7 @@ pub struct MariaDb {
     ca: Arc<TestCa>,
     pam_service: String,
     server: Option<Child>,
+    watchdog: Option<Child>,
 }
 
 impl std::fmt::Debug for MariaDb {
@@ -105,8 +106,10 @@ impl MariaDb {
             port: 0,
             sock,
             ca,
-            pam_service: format!("rdsiam-test-{tag}"),
+            // Linux-PAM looks services up in lower case.
+            pam_service: format!("rdsiam-test-{}", tag.to_ascii_lowercase()),
             server: None,
+            watchdog: None,
         };
         let dir = db.dir().to_path_buf();
         run(
@@ -130,6 +133,7 @@ impl MariaDb {
             db.write_pam(&verifier)?;
             match db.start_server(&data) {
                 Ok(()) => {
+                    db.spawn_watchdog()?;
                     db.setup()?;
                     return Ok(db);
                 }
@@ -278,6 +282,31 @@ impl MariaDb {
         }
     }
 
+    /// A shell that waits for our end of its stdin to close (when this process exits, however
+    /// it exits: a shared server in a `static` is never dropped) and then stops the server and
+    /// removes its dir and PAM service.
+    fn spawn_watchdog(&mut self) -> Result<()> {
+        let pid = self.server.as_ref().map(Child::id).unwrap_or_default();
+        let child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(
+                "trap '' INT HUP; while read -r _; do :; done; \
+                 kill -TERM \"$1\" 2>/dev/null; sleep 2; kill -KILL \"$1\" 2>/dev/null; \
+                 rm -rf \"$2\" \"$3\"",
+            )
+            .arg("rdsiam-mariadb-watchdog")
+            .arg(pid.to_string())
+            .arg(self.dir())
+            .arg(self.pam_path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the cleanup watchdog")?;
+        self.watchdog = Some(child);
+        Ok(())
+    }
+
     fn setup(&self) -> Result<()> {
         let service = &self.pam_service;
         let mut sql = format!("CREATE DATABASE {APP_DB};\n");
@@ -319,6 +348,10 @@ impl MariaDb {
 impl Drop for MariaDb {
     fn drop(&mut self) {
         self.stop();
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
         let _ = std::fs::remove_file(self.pam_path());
         if let Some(root) = self.root.take() {
             let _ = root.close();

@@ -10,6 +10,7 @@ mod doctor;
 mod hardening;
 mod layers;
 mod mysql;
+mod mysql_server;
 mod proxy;
 mod psql;
 mod resolve;
