@@ -266,6 +266,34 @@ fn parse_greeting(payload: &[u8]) -> Result<Greeting, WireError> {
     })
 }
 
+impl Greeting {
+    pub fn offers_tls(&self) -> bool {
+        self.capabilities & SSL != 0
+    }
+}
+
+/// Read the server's greeting and, if it offers TLS, ask for it: what
+/// precedes the TLS handshake (doctor's TLS step examines what follows).
+pub async fn request_tls(stream: &mut TcpStream) -> Result<Greeting, WireError> {
+    let mut packets = Packets { stream, seq: 0 };
+    let greeting = parse_greeting(&packets.read().await?)?;
+    if greeting.offers_tls() {
+        let caps = LONG_PASSWORD | PROTOCOL_41 | SSL | SECURE_CONNECTION | PLUGIN_AUTH;
+        packets.write(&ssl_request(caps)).await?;
+    }
+    Ok(greeting)
+}
+
+/// The SSLRequest payload: the first 32 bytes of a handshake response.
+fn ssl_request(caps: u32) -> Vec<u8> {
+    let mut head = Vec::with_capacity(32);
+    head.extend_from_slice(&caps.to_le_bytes());
+    head.extend_from_slice(&MAX_PACKET.to_le_bytes());
+    head.push(CHARSET);
+    head.extend_from_slice(&[0u8; 23]);
+    head
+}
+
 /// A logged-in session.
 pub struct Session {
     packets: Packets<Box<dyn Stream>>,
@@ -397,7 +425,7 @@ async fn login(
         seq: 0,
     };
     let greeting = parse_greeting(&plain.read().await.map_err(wire)?).map_err(wire)?;
-    if greeting.capabilities & SSL == 0 {
+    if !greeting.offers_tls() {
         return Err(Failure::network(format!(
             "the server at {}:{}{} does not offer TLS (MySQL {}); the IAM token is a cleartext password and is never sent without it",
             endpoint.host,
@@ -431,11 +459,7 @@ async fn login(
     if dbname.is_some() {
         caps |= CONNECT_WITH_DB;
     }
-    let mut head = Vec::with_capacity(32);
-    head.extend_from_slice(&caps.to_le_bytes());
-    head.extend_from_slice(&MAX_PACKET.to_le_bytes());
-    head.push(CHARSET);
-    head.extend_from_slice(&[0u8; 23]);
+    let head = ssl_request(caps);
     plain.write(&head).await.map_err(wire)?;
     let seq = plain.seq;
 

@@ -427,3 +427,115 @@ fn rdsiam_mysql_refuses_what_would_undo_tls_or_the_endpoint() {
     let run = expect(&mut cmd, 2);
     assert!(run.stderr.contains("use rdsiam psql"), "{}", run.stderr);
 }
+
+/// `rdsiam doctor -o json` at the server through the RDS API's `MySqlProxy` (`--via`).
+fn doctor_report(env: &Env, api: &RdsApi, region: &str, code: i32) -> serde_json::Value {
+    let mut cmd = env.cmd();
+    cmd.args([
+        "doctor",
+        "--proxy",
+        "MySqlProxy",
+        "-U",
+        "iamuserapp",
+        "-d",
+        "app",
+    ])
+    .args([
+        "--region",
+        region,
+        "--endpoint-url",
+        &api.url(),
+        "-o",
+        "json",
+    ])
+    .env("AWS_ENDPOINT_URL_STS", api.url())
+    .arg("--via")
+    .arg(format!("127.0.0.1:{}", server().port()))
+    .arg("--ca-bundle")
+    .arg(ca(env));
+    json(&expect(&mut cmd, code).stdout)
+}
+
+fn step<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name}: {report:#}"))
+}
+
+#[test]
+fn doctor_runs_all_eight_steps_for_a_mysql_proxy() {
+    let env = Env::new();
+    let api = RdsApi::start(Inventory::article().with_mysql()).unwrap();
+    let report = doctor_report(&env, &api, REGION, 0);
+    for name in [
+        "credentials",
+        "identity",
+        "target",
+        "policy",
+        "network",
+        "tls",
+        "login",
+        "inside",
+    ] {
+        assert_eq!(step(&report, name)["status"], "ok", "{name}: {report:#}");
+    }
+    let policy = step(&report, "policy");
+    assert!(policy.to_string().contains(":dbuser:prx-"), "{policy:#}");
+    let inside = step(&report, "inside");
+    assert_eq!(inside["details"]["identified_with"], "pam", "{inside:#}");
+    assert_eq!(inside["details"]["account"], "iamuserapp@%");
+    assert_eq!(inside["details"]["role"], "writer");
+    assert!(
+        inside["found"]
+            .as_str()
+            .unwrap()
+            .contains("identified via pam"),
+        "{inside:#}"
+    );
+
+    // A token the server refuses: step 7 fails with exit 5 and the known causes.
+    let report = doctor_report(&env, &api, "eu-west-1", 5);
+    let login = step(&report, "login");
+    assert_eq!(login["status"], "fail", "{login:#}");
+    assert!(
+        login["found"].as_str().unwrap().contains("ERROR 1045"),
+        "{login:#}"
+    );
+    assert!(
+        login["details"]["causes"]
+            .to_string()
+            .contains("identified with AWSAuthenticationPlugin"),
+        "{login:#}"
+    );
+    assert_eq!(step(&report, "inside")["status"], "skip");
+}
+
+#[test]
+fn policy_names_the_mysql_proxy_resource() {
+    let env = Env::new();
+    let api = RdsApi::start(Inventory::article().with_mysql()).unwrap();
+    let inv = Inventory::article().with_mysql();
+    let proxy = inv.proxies.iter().find(|p| p.name == "MySqlProxy").unwrap();
+    let id = proxy.arn.rsplit(':').next().unwrap();
+    let mut cmd = env.cmd();
+    cmd.args([
+        "policy",
+        "--proxy",
+        "MySqlProxy",
+        "-U",
+        "iamuserapp",
+        "--region",
+        REGION,
+    ])
+    .args(["--endpoint-url", &api.url(), "--account", "123456789012"]);
+    let out = expect(&mut cmd, 0).stdout;
+    assert!(
+        out.contains(&format!(
+            "arn:aws:rds-db:{REGION}:123456789012:dbuser:{id}/iamuserapp"
+        )),
+        "{out}"
+    );
+}
