@@ -189,3 +189,24 @@ fn postgres_only_commands_refuse_mysql_targets_naming_rdsiam_mysql() {
         assert!(run.stderr.contains("use rdsiam mysql"), "{}", run.stderr);
     }
 }
+
+#[test]
+fn proxy_and_run_refuse_mysql_targets_for_now() {
+    let env = Env::new();
+    let api = api();
+    let mut c = cmd(&env, &api, "run", &["--proxy", "MySqlProxy", "--", "true"]);
+    let run = expect(&mut c, 2);
+    assert!(run.stderr.contains("use rdsiam mysql"), "{}", run.stderr);
+    let mut c = cmd(
+        &env,
+        &api,
+        "proxy",
+        &["--proxy", "MySqlProxy", "--listen", "127.0.0.1:0"],
+    );
+    let run = expect(&mut c, 2);
+    assert!(
+        run.stderr.contains("serves PostgreSQL targets only"),
+        "{}",
+        run.stderr
+    );
+}
