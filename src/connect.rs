@@ -423,7 +423,7 @@ pub(crate) fn login_refused(resolved: &Resolved, user: &str, base: &str) -> Fail
         ),
         Engine::Mysql => format!(
             "the user is not IDENTIFIED WITH AWSAuthenticationPlugin: run `CREATE USER {} IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS';` as an admin (`rdsiam doctor` shows how it is identified)",
-            crate::mysql::quote_account(user)
+            crate::engine::quote_account(user)
         ),
     });
     let id_kind = match (&endpoint.kind, &endpoint.cluster) {

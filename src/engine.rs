@@ -96,6 +96,17 @@ pub fn require(engine: Engine, serves: Engine, command: &str, what: &str) -> any
     .into())
 }
 
+/// A MySQL account as SQL: `'name'@'%'`, quotes and backslashes escaped
+/// (for hints; here so the cause list in `connect` can name it).
+pub fn quote_account(user: &str) -> String {
+    format!("'{}'@'%'", user.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// A MySQL identifier in backticks.
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,13 +35,6 @@ pub fn run(args: MysqlArgs) -> Result<u8> {
     let (target, conn) = Target::with_conn(&args.target, &args.conn)?;
     target.require_engine(Engine::Mysql, "mysql")?;
     client::check_args(&args.mysql_args)?;
-    if conn.via.is_some() && conn.sslmode == crate::tls::SslMode::VerifyFull {
-        return Err(Failure::usage(
-            "the mysql client verifies the certificate against the host it dials, so it cannot verify the endpoint's name through --via",
-        )
-        .hint("use `rdsiam check --via …` to prove the login, or pass --sslmode verify-ca (chain only) with Oracle's mysql client")
-        .into());
-    }
     let explicit = args
         .mysql
         .clone()
@@ -54,7 +47,19 @@ pub fn run(args: MysqlArgs) -> Result<u8> {
     let endpoint = &resolved.endpoint;
     let ca = conn.roots.file()?;
     let (host, port) = match &conn.via {
-        Some(via) => (via.host.as_str(), via.port),
+        Some(via) => {
+            // The clients verify the name they dial; there is no libpq
+            // `hostaddr`. So through a tunnel the certificate must name the
+            // tunnel's address, which RDS's never do: that fails closed,
+            // never sending the token to an unverified server.
+            if conn.sslmode != crate::tls::SslMode::Require {
+                crate::output::warn(&format!(
+                    "with --via the mysql client verifies the certificate against {} (the address it dials), not {}; RDS certificates do not name a tunnel's address, so expect a certificate error (`rdsiam check --via` verifies the real name)",
+                    via.host, endpoint.host
+                ));
+            }
+            (via.host.as_str(), via.port)
+        }
         None => (endpoint.host.as_str(), endpoint.port),
     };
     let plan = Plan {

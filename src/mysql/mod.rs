@@ -37,15 +37,7 @@ pub fn env_lines(resolved: &Resolved, ca_file: &str, token: &str) -> String {
     text
 }
 
-/// A MySQL account as SQL: `'name'@'%'`, quotes and backslashes escaped.
-pub fn quote_account(user: &str) -> String {
-    format!("'{}'@'%'", user.replace('\\', "\\\\").replace('\'', "''"))
-}
-
-/// A MySQL identifier in backticks.
-pub fn quote_ident(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
+pub use crate::engine::{quote_account, quote_ident};
 
 #[cfg(test)]
 mod tests {

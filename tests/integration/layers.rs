@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["output", "files", "hardening", "bounded", "token"],
     &["tap"],
     &["error"],
-    &["ca"],
+    &["ca", "engine"],
     &["tls"],
     &["config", "psqlargs"],
     &["cli"],
@@ -20,6 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["endpoint"],
     &["session"],
     &["connect", "pgenv"],
+    &["mysql"],
     &["repl", "doctor", "proxy"],
     &["commands"],
 ];
