@@ -34,6 +34,8 @@ REGION = "us-east-1"
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 TOKEN_PREFIX = f"{HOST}:{PORT}/?Action=connect&DBUser={USER}&"
+MYSQL_PORT = 3306
+MYSQL_TOKEN_PREFIX = f"{HOST}:{MYSQL_PORT}/?Action=connect&DBUser={USER}&"
 
 # The targets from the issue.
 MIN_SPEEDUP_VS_AWSCLI = 100.0  # rdsiam median at least this many times faster
@@ -393,6 +395,16 @@ def token_cases(ctx: Ctx) -> list[Case]:
              env, expect_stdout_prefix=TOKEN_PREFIX),
         Case("boto3", "python -c boto3 generate_db_auth_token",
              [py, "-c", boto3_oneliner], env, expect_stdout_prefix=TOKEN_PREFIX),
+        # A MySQL target: the same presigned URL for port 3306 (issue 22).
+        Case("rdsiam_mysql", "rdsiam token --host --engine mysql",
+             [str(ctx.rdsiam), "token", "--host", HOST, "--engine", "mysql",
+              "-U", USER, "--region", REGION],
+             env, expect_stdout_prefix=MYSQL_TOKEN_PREFIX),
+        Case("awscli_mysql", "aws rds generate-db-auth-token --port 3306",
+             [str(ctx.venv / "bin/aws"), "rds", "generate-db-auth-token",
+              "--hostname", HOST, "--port", str(MYSQL_PORT), "--username", USER,
+              "--region", REGION],
+             env, expect_stdout_prefix=MYSQL_TOKEN_PREFIX),
         Case("nocreds", "rdsiam token, no credentials anywhere",
              rdsiam_token, nocreds_env, expect_exit=3, netns=True),
     ]
@@ -466,8 +478,9 @@ class SandboxProc:
     cleanup then stops the sandbox in order.
     """
 
-    def __init__(self, script: Path):
+    def __init__(self, script: Path, args: tuple[str, ...] = ()):
         self.script = script
+        self.args = list(args)
         self.proc: subprocess.Popen | None = None
         self.vars: dict[str, str] = {}
         self.startup_s = 0.0
@@ -480,7 +493,7 @@ class SandboxProc:
 
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            [str(self.script)], cwd=str(self.script.parent.parent),
+            [str(self.script), *self.args], cwd=str(self.script.parent.parent),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._err,
             text=True, start_new_session=True,
         )
@@ -714,6 +727,92 @@ def run_check_table(ctx: Ctx, sandbox: SandboxProc, title: str) -> int:
     return 0 if ok else 1
 
 
+# ------------------------------------------------ the MySQL check benchmark
+#
+# The same for a MySQL target (issue 22), in `scripts/sandbox --mysql`: a real
+# MariaDB whose server checks the token (PAM -> the testkit's SigV4 verifier)
+# plays RDS Proxy `MySqlProxy`. `rdsiam check` (API, STS, TLS, login, whoami)
+# against the mariadb client given a token minted once beforehand (so the
+# client row has no AWS CLI start-up in it at all).
+
+MYSQL_PROXY = "MySqlProxy"
+
+
+def find_mysql_client(path: str) -> str | None:
+    return shutil.which("mariadb", path=path) or shutil.which("mysql", path=path)
+
+
+def mysql_check_benchmark(ctx: Ctx) -> int:
+    script = ctx.root / "scripts" / "sandbox"
+    if not find_mysql_client(os.environ.get("PATH", "")):
+        print("mysql check benchmark: SKIP, no mariadb/mysql client (apt-get install mariadb-client)")
+        return 0
+    print("  starting scripts/sandbox --mysql …", file=sys.stderr, flush=True)
+    def on_term(signum, _frame):
+        raise SystemExit(128 + signum)
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with SandboxProc(script, ("--mysql",)) as sandbox:
+            return run_mysql_check_table(ctx, sandbox)
+    except SandboxError as e:
+        print(f"mysql check benchmark: the sandbox did not start: {e}")
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def run_mysql_check_table(ctx: Ctx, sandbox: SandboxProc) -> int:
+    env = hermetic_env(ctx.home, creds=False, imds_disabled=True)
+    env.update(sandbox.vars)
+    client = find_mysql_client(env["PATH"])
+    rdsiam = str(ctx.rdsiam)
+    proc = subprocess.run(
+        [rdsiam, "token", "--proxy", MYSQL_PROXY, "--user", USER, "-o", "json"],
+        env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+    )
+    if proc.returncode != 0:
+        sys.exit(f"bench: rdsiam token --proxy {MYSQL_PROXY} in the sandbox: exit "
+                 f"{proc.returncode}\n  stderr: {proc.stderr.strip()[:600]}")
+    tok = json.loads(proc.stdout)
+    host, port = tok["host"], int(tok["port"])
+    via_host, _, via_port = env["RDSIAM_VIA"].rpartition(":")
+    # The pre-minted token, for the client row only (MYSQL_PWD: a benchmark, not advice).
+    client_env = dict(env, MYSQL_PWD=tok["token"])
+    print(f"sandbox:  up in {sandbox.startup_s:.1f} s; {MYSQL_PROXY} = {host}:{port}, "
+          f"TCP to MariaDB at {env['RDSIAM_VIA']}")
+    print(f"client:   {version_of([client, '--version'], env)} ({client})")
+    print(f"runs:     {ctx.runs} each after {ctx.warmup} warm-up (BENCH_CHECK_RUNS)")
+    print()
+    logged_in = f"ok: logged in as {USER} to {DBNAME}"
+    cases = [
+        Case("mcheck", "rdsiam check --proxy MySqlProxy (API+STS+login)",
+             [rdsiam, "check", "--proxy", MYSQL_PROXY, "--user", USER, "--dbname", DBNAME],
+             env, expect_stdout_prefix=logged_in),
+        Case("mcheck_host", "rdsiam check --host --engine mysql --no-aws-identity",
+             [rdsiam, "check", "--host", host, "--port", str(port), "--engine", "mysql",
+              "--user", USER, "--dbname", DBNAME, "--no-aws-identity"],
+             env, expect_stdout_prefix=logged_in),
+        # TLS verified against the address dialled (the certificate names 127.0.0.1 too):
+        # the client cannot dial one name and verify another.
+        Case("mclient", "mariadb -e 'select current_user()' (token pre-minted)",
+             [client, "--no-defaults", f"--host={via_host}", f"--port={via_port}",
+              f"--user={USER}", "--protocol=TCP", "--ssl", "--ssl-verify-server-cert",
+              f"--ssl-ca={env['PGSSLROOTCERT']}", DBNAME, "-N", "-B",
+              "-e", "select current_user()"],
+             client_env, expect_stdout_prefix=f"{USER}@%"),
+    ]
+    results = measure_all(cases, ctx)
+    by = {r.case.key: r for r in results}
+    render_table(f"check, MySQL: log in to MariaDB as {MYSQL_PROXY}, user {USER}, "
+                 f"database {DBNAME}, one query", results)
+    full, local, cli = by["mcheck"], by["mcheck_host"], by["mclient"]
+    print("ratios (median):")
+    print(f"  {'rdsiam check --proxy / mariadb':<42} {full.median_ms / cli.median_ms:8.2f}x")
+    print(f"  {'rdsiam check --host / mariadb':<42} {local.median_ms / cli.median_ms:8.2f}x")
+    print()
+    return 0
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -789,6 +888,8 @@ def main() -> int:
         for key in ("awscli", "boto3"):
             print(f"  {by[key].case.label:<42} {by[key].median_ms / rd.median_ms:8.1f}x rdsiam")
         print(f"  {'rdsiam token / /bin/true':<42} {rd.median_ms / by['true'].median_ms:8.2f}x")
+        print(f"  {'aws (3306) / rdsiam token --engine mysql':<42} "
+              f"{by['awscli_mysql'].median_ms / by['rdsiam_mysql'].median_ms:8.1f}x")
         print()
 
         failed = 0
@@ -801,6 +902,8 @@ def main() -> int:
         check_ctx = dataclasses.replace(
             ctx, runs=int(os.environ.get("BENCH_CHECK_RUNS", "20")))
         failed += check_benchmark(check_ctx)
+        if os.environ.get("BENCH_MYSQL", "1") != "0":
+            failed += mysql_check_benchmark(check_ctx)
 
     if failed and os.environ.get("BENCH_STRICT") == "1":
         return 1

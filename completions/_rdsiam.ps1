@@ -28,6 +28,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print a 15-minute IAM auth token for the target (the only command that prints one)')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Connect over verified TLS and show who you are (user, database, server, TLS, AWS identity)')
             [CompletionResult]::new('psql', 'psql', [CompletionResultType]::ParameterValue, 'Start psql with a fresh token in PGPASSWORD (never in argv); psql''s exit status is ours')
+            [CompletionResult]::new('mysql', 'mysql', [CompletionResultType]::ParameterValue, 'Start the mysql/mariadb client with a fresh token (never in argv), TLS verified; MySQL and MariaDB targets')
             [CompletionResult]::new('sql', 'sql', [CompletionResultType]::ParameterValue, 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off')
             [CompletionResult]::new('targets', 'targets', [CompletionResultType]::ParameterValue, 'List the named targets in the config file, or show one with where each value comes from')
@@ -45,7 +46,8 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)')
             [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'DB instance identifier')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Endpoint host name, used as is (no RDS API call)')
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432]')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432; 3306 for MySQL]')
+            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database name [env: PGDATABASE]')
@@ -69,7 +71,8 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)')
             [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'DB instance identifier')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Endpoint host name, used as is (no RDS API call)')
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432]')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432; 3306 for MySQL]')
+            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database name [env: PGDATABASE]')
@@ -101,7 +104,8 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)')
             [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'DB instance identifier')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Endpoint host name, used as is (no RDS API call)')
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432]')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432; 3306 for MySQL]')
+            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database name [env: PGDATABASE]')
@@ -125,12 +129,41 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'rdsiam;mysql' {
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'RDS Proxy name (exact match first, then case-insensitive)')
+            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)')
+            [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'DB instance identifier')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Endpoint host name, used as is (no RDS API call)')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432; 3306 for MySQL]')
+            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]')
+            [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database name [env: PGDATABASE]')
+            [CompletionResult]::new('--dbname', '--dbname', [CompletionResultType]::ParameterName, 'Database name [env: PGDATABASE]')
+            [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile''s]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'AWS profile from ~/.aws/config [env: AWS_PROFILE]')
+            [CompletionResult]::new('--endpoint-url', '--endpoint-url', [CompletionResultType]::ParameterName, 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]')
+            [CompletionResult]::new('--api-timeout', '--api-timeout', [CompletionResultType]::ParameterName, 'Seconds each AWS API call (retries included) and each credentials lookup (credential_process, SSO, assume-role) may take [default: 15] [env: RDSIAM_API_TIMEOUT]')
+            [CompletionResult]::new('--via', '--via', [CompletionResultType]::ParameterName, 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]')
+            [CompletionResult]::new('--sslmode', '--sslmode', [CompletionResultType]::ParameterName, 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS')
+            [CompletionResult]::new('--ca-bundle', '--ca-bundle', [CompletionResultType]::ParameterName, 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for TCP, TLS and login together [default: 10]')
+            [CompletionResult]::new('--mysql', '--mysql', [CompletionResultType]::ParameterName, 'The client to run [default: mysql on PATH, else mariadb] [env: RDSIAM_MYSQL]')
+            [CompletionResult]::new('--no-config', '--no-config', [CompletionResultType]::ParameterName, 'Ignore the config file')
+            [CompletionResult]::new('--reader', '--reader', [CompletionResultType]::ParameterName, 'With --cluster: the cluster''s reader endpoint instead of the writer')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'rdsiam;sql' {
             [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'RDS Proxy name (exact match first, then case-insensitive)')
             [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)')
             [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'DB instance identifier')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Endpoint host name, used as is (no RDS API call)')
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432]')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432; 3306 for MySQL]')
+            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database name [env: PGDATABASE]')
@@ -221,7 +254,8 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)')
             [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'DB instance identifier')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Endpoint host name, used as is (no RDS API call)')
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432]')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432; 3306 for MySQL]')
+            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database name [env: PGDATABASE]')
@@ -274,7 +308,8 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)')
             [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'DB instance identifier')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Endpoint host name, used as is (no RDS API call)')
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432]')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432; 3306 for MySQL]')
+            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database name [env: PGDATABASE]')
@@ -319,7 +354,8 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)')
             [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'DB instance identifier')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Endpoint host name, used as is (no RDS API call)')
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432]')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port [default: the API''s port, else 5432; 3306 for MySQL]')
+            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Database user, the role granted rds_iam [env: PGUSER]')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database name [env: PGDATABASE]')
@@ -366,6 +402,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print a 15-minute IAM auth token for the target (the only command that prints one)')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Connect over verified TLS and show who you are (user, database, server, TLS, AWS identity)')
             [CompletionResult]::new('psql', 'psql', [CompletionResultType]::ParameterValue, 'Start psql with a fresh token in PGPASSWORD (never in argv); psql''s exit status is ours')
+            [CompletionResult]::new('mysql', 'mysql', [CompletionResultType]::ParameterValue, 'Start the mysql/mariadb client with a fresh token (never in argv), TLS verified; MySQL and MariaDB targets')
             [CompletionResult]::new('sql', 'sql', [CompletionResultType]::ParameterValue, 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off')
             [CompletionResult]::new('targets', 'targets', [CompletionResultType]::ParameterValue, 'List the named targets in the config file, or show one with where each value comes from')
@@ -385,6 +422,9 @@ Register-ArgumentCompleter -Native -CommandName 'rdsiam' -ScriptBlock {
             break
         }
         'rdsiam;help;psql' {
+            break
+        }
+        'rdsiam;help;mysql' {
             break
         }
         'rdsiam;help;sql' {

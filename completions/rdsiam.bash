@@ -34,6 +34,9 @@ _rdsiam() {
             rdsiam,man)
                 cmd="rdsiam__subcmd__man"
                 ;;
+            rdsiam,mysql)
+                cmd="rdsiam__subcmd__mysql"
+                ;;
             rdsiam,policy)
                 cmd="rdsiam__subcmd__policy"
                 ;;
@@ -72,6 +75,9 @@ _rdsiam() {
                 ;;
             rdsiam__subcmd__help,man)
                 cmd="rdsiam__subcmd__help__subcmd__man"
+                ;;
+            rdsiam__subcmd__help,mysql)
+                cmd="rdsiam__subcmd__help__subcmd__mysql"
                 ;;
             rdsiam__subcmd__help,policy)
                 cmd="rdsiam__subcmd__help__subcmd__policy"
@@ -125,7 +131,7 @@ _rdsiam() {
 
     case "${cmd}" in
         rdsiam)
-            opts="-h -V --help --version token check psql sql list targets doctor policy proxy run completions man help"
+            opts="-h -V --help --version token check psql mysql sql list targets doctor policy proxy run completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -139,7 +145,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__check)
-            opts="-U -d -o -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --expect-user --expect-writer --expect-reader --no-aws-identity --output --help --version"
+            opts="-U -d -o -h -V --no-config --proxy --cluster --reader --instance --host --port --engine --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --expect-user --expect-writer --expect-reader --no-aws-identity --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -163,6 +169,10 @@ _rdsiam() {
                     ;;
                 --port)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "postgres mysql" -- "${cur}"))
                     return 0
                     ;;
                 --user)
@@ -247,7 +257,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__doctor)
-            opts="-U -d -o -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --output --strict --help --version"
+            opts="-U -d -o -h -V --no-config --proxy --cluster --reader --instance --host --port --engine --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --output --strict --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -271,6 +281,10 @@ _rdsiam() {
                     ;;
                 --port)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "postgres mysql" -- "${cur}"))
                     return 0
                     ;;
                 --user)
@@ -337,7 +351,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__help)
-            opts="token check psql sql list targets doctor policy proxy run completions man help"
+            opts="token check psql mysql sql list targets doctor policy proxy run completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -421,6 +435,20 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__help__subcmd__man)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rdsiam__subcmd__help__subcmd__mysql)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -612,6 +640,96 @@ _rdsiam() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        rdsiam__subcmd__mysql)
+            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --engine --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --mysql --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --instance)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "postgres mysql" -- "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -U)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dbname)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --via)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sslmode)
+                    COMPREPLY=($(compgen -W "verify-full verify-ca require" -- "${cur}"))
+                    return 0
+                    ;;
+                --ca-bundle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mysql)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         rdsiam__subcmd__policy)
             opts="-U -o -h -V --no-config --proxy --cluster --reader --instance --host --user --account --proxy-role --allow-policy-variables --region --profile --endpoint-url --api-timeout --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -679,7 +797,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__proxy)
-            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --listen --unix-socket --http-address --max-connections --max-connection-rate --min-sigterm-delay --max-sigterm-delay --log-format --quitquitquit --wait --allow-user --allow-any-local-user --pool --pool-size --pool-idle-timeout --pool-max-lifetime --expect-writer --failover-timeout --login-timeout --help --version"
+            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --engine --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --listen --unix-socket --http-address --max-connections --max-connection-rate --min-sigterm-delay --max-sigterm-delay --log-format --quitquitquit --wait --allow-user --allow-any-local-user --pool --pool-size --pool-idle-timeout --pool-max-lifetime --expect-writer --failover-timeout --login-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -703,6 +821,10 @@ _rdsiam() {
                     ;;
                 --port)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "postgres mysql" -- "${cur}"))
                     return 0
                     ;;
                 --user)
@@ -821,7 +943,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__psql)
-            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --psql --print-env --long --help --version"
+            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --engine --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --psql --print-env --long --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -845,6 +967,10 @@ _rdsiam() {
                     ;;
                 --port)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "postgres mysql" -- "${cur}"))
                     return 0
                     ;;
                 --user)
@@ -907,7 +1033,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__run)
-            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --expect-writer --failover-timeout --login-timeout --max-connections --pool --pool-size --pool-idle-timeout --pool-max-lifetime --help --version"
+            opts="-U -d -h -V --no-config --proxy --cluster --reader --instance --host --port --engine --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --expect-writer --failover-timeout --login-timeout --max-connections --pool --pool-size --pool-idle-timeout --pool-max-lifetime --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -931,6 +1057,10 @@ _rdsiam() {
                     ;;
                 --port)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "postgres mysql" -- "${cur}"))
                     return 0
                     ;;
                 --user)
@@ -1013,7 +1143,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__sql)
-            opts="-U -d -c -f -o -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --command --file --output --continue-on-error --help --version"
+            opts="-U -d -c -f -o -h -V --no-config --proxy --cluster --reader --instance --host --port --engine --user --dbname --region --profile --endpoint-url --api-timeout --via --sslmode --ca-bundle --connect-timeout --command --file --output --continue-on-error --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1037,6 +1167,10 @@ _rdsiam() {
                     ;;
                 --port)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "postgres mysql" -- "${cur}"))
                     return 0
                     ;;
                 --user)
@@ -1241,7 +1375,7 @@ _rdsiam() {
             return 0
             ;;
         rdsiam__subcmd__token)
-            opts="-U -d -o -h -V --no-config --proxy --cluster --reader --instance --host --port --user --dbname --region --profile --endpoint-url --api-timeout --output --help --version"
+            opts="-U -d -o -h -V --no-config --proxy --cluster --reader --instance --host --port --engine --user --dbname --region --profile --endpoint-url --api-timeout --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1265,6 +1399,10 @@ _rdsiam() {
                     ;;
                 --port)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "postgres mysql" -- "${cur}"))
                     return 0
                     ;;
                 --user)

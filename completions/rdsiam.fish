@@ -29,6 +29,7 @@ complete -c rdsiam -n "__fish_rdsiam_needs_command" -s V -l version -d 'Print ve
 complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "token" -d 'Print a 15-minute IAM auth token for the target (the only command that prints one)'
 complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "check" -d 'Connect over verified TLS and show who you are (user, database, server, TLS, AWS identity)'
 complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "psql" -d 'Start psql with a fresh token in PGPASSWORD (never in argv); psql\'s exit status is ours'
+complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "mysql" -d 'Start the mysql/mariadb client with a fresh token (never in argv), TLS verified; MySQL and MariaDB targets'
 complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "sql" -d 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal'
 complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "list" -d 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off'
 complete -c rdsiam -n "__fish_rdsiam_needs_command" -f -a "targets" -d 'List the named targets in the config file, or show one with where each value comes from'
@@ -43,7 +44,9 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l proxy -d 'RDS Pr
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l cluster -d 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l instance -d 'DB instance identifier' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l port -d 'Port [default: the API\'s port, else 5432]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l port -d 'Port [default: the API\'s port, else 5432; 3306 for MySQL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l engine -d 'The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]' -r -f -a "postgres\t'PostgreSQL, Aurora PostgreSQL'
+mysql\t'MySQL, Aurora MySQL, MariaDB'"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -s U -l user -d 'Database user, the role granted rds_iam [env: PGUSER]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -s d -l dbname -d 'Database name [env: PGDATABASE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
@@ -52,7 +55,7 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l endpoint-url -d 
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l api-timeout -d 'Seconds each AWS API call (retries included) and each credentials lookup (credential_process, SSO, assume-role) may take [default: 15] [env: RDSIAM_API_TIMEOUT]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -s o -l output -d 'Output format' -r -f -a "text\t'The token alone'
 json\t'token, host, port, user, region, expires_at'
-env\t'`export PG…=` lines for eval'"
+env\t'`export PG…=` lines for eval (MySQL targets: `MYSQL_HOST`, `MYSQL_TCP_PORT`, `MYSQL_PWD`…)'"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l no-config -d 'Ignore the config file'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand token" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -61,7 +64,9 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l proxy -d 'RDS Pr
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l cluster -d 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l instance -d 'DB instance identifier' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l port -d 'Port [default: the API\'s port, else 5432]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l port -d 'Port [default: the API\'s port, else 5432; 3306 for MySQL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l engine -d 'The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]' -r -f -a "postgres\t'PostgreSQL, Aurora PostgreSQL'
+mysql\t'MySQL, Aurora MySQL, MariaDB'"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s U -l user -d 'Database user, the role granted rds_iam [env: PGUSER]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -s d -l dbname -d 'Database name [env: PGDATABASE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand check" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
@@ -88,7 +93,9 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l proxy -d 'RDS Pro
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l cluster -d 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l instance -d 'DB instance identifier' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l port -d 'Port [default: the API\'s port, else 5432]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l port -d 'Port [default: the API\'s port, else 5432; 3306 for MySQL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l engine -d 'The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]' -r -f -a "postgres\t'PostgreSQL, Aurora PostgreSQL'
+mysql\t'MySQL, Aurora MySQL, MariaDB'"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -s U -l user -d 'Database user, the role granted rds_iam [env: PGUSER]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -s d -l dbname -d 'Database name [env: PGDATABASE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
@@ -108,11 +115,37 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l print-env -d 'Sho
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -l long -d 'Run psql behind a private proxy, as `rdsiam run` does, so `\\c` and reconnects keep working after the first token\'s 15 minutes'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand psql" -s V -l version -d 'Print version'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l proxy -d 'RDS Proxy name (exact match first, then case-insensitive)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l cluster -d 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l instance -d 'DB instance identifier' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l port -d 'Port [default: the API\'s port, else 5432; 3306 for MySQL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l engine -d 'The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]' -r -f -a "postgres\t'PostgreSQL, Aurora PostgreSQL'
+mysql\t'MySQL, Aurora MySQL, MariaDB'"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -s U -l user -d 'Database user, the role granted rds_iam [env: PGUSER]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -s d -l dbname -d 'Database name [env: PGDATABASE]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l profile -d 'AWS profile from ~/.aws/config [env: AWS_PROFILE]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l endpoint-url -d 'RDS API endpoint URL [env: AWS_ENDPOINT_URL_RDS, AWS_ENDPOINT_URL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l api-timeout -d 'Seconds each AWS API call (retries included) and each credentials lookup (credential_process, SSO, assume-role) may take [default: 15] [env: RDSIAM_API_TIMEOUT]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l via -d 'Open the TCP connection to ADDR:PORT (an SSM port forward, an SSH tunnel); the token and TLS still name the real endpoint [env: RDSIAM_VIA]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l sslmode -d 'TLS verification [default: verify-full]; the token is a cleartext password, so there is no mode without TLS' -r -f -a "verify-full\t'Verify the chain and that the certificate names the endpoint host'
+verify-ca\t'Verify the chain only'
+require\t'Encrypt without verifying (not recommended)'"
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l ca-bundle -d 'PEM file of trusted roots, replacing the built-in RDS + Amazon bundle (`system`: the built-in bundle and the system store) [env: PGSSLROOTCERT]' -r -F
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l connect-timeout -d 'Seconds to wait for TCP, TLS and login together [default: 10]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l mysql -d 'The client to run [default: mysql on PATH, else mariadb] [env: RDSIAM_MYSQL]' -r -F
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l no-config -d 'Ignore the config file'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -l reader -d 'With --cluster: the cluster\'s reader endpoint instead of the writer'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand mysql" -s V -l version -d 'Print version'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l proxy -d 'RDS Proxy name (exact match first, then case-insensitive)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l cluster -d 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l instance -d 'DB instance identifier' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l port -d 'Port [default: the API\'s port, else 5432]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l port -d 'Port [default: the API\'s port, else 5432; 3306 for MySQL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l engine -d 'The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]' -r -f -a "postgres\t'PostgreSQL, Aurora PostgreSQL'
+mysql\t'MySQL, Aurora MySQL, MariaDB'"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s U -l user -d 'Database user, the role granted rds_iam [env: PGUSER]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -s d -l dbname -d 'Database name [env: PGDATABASE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand sql" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
@@ -165,7 +198,9 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -l proxy -d 'RDS P
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -l cluster -d 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -l instance -d 'DB instance identifier' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -l port -d 'Port [default: the API\'s port, else 5432]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -l port -d 'Port [default: the API\'s port, else 5432; 3306 for MySQL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -l engine -d 'The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]' -r -f -a "postgres\t'PostgreSQL, Aurora PostgreSQL'
+mysql\t'MySQL, Aurora MySQL, MariaDB'"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -s U -l user -d 'Database user, the role granted rds_iam [env: PGUSER]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -s d -l dbname -d 'Database name [env: PGDATABASE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand doctor" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
@@ -207,7 +242,9 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l proxy -d 'RDS Pr
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l cluster -d 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l instance -d 'DB instance identifier' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l port -d 'Port [default: the API\'s port, else 5432]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l port -d 'Port [default: the API\'s port, else 5432; 3306 for MySQL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l engine -d 'The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]' -r -f -a "postgres\t'PostgreSQL, Aurora PostgreSQL'
+mysql\t'MySQL, Aurora MySQL, MariaDB'"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -s U -l user -d 'Database user, the role granted rds_iam [env: PGUSER]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -s d -l dbname -d 'Database name [env: PGDATABASE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand proxy" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
@@ -248,7 +285,9 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l proxy -d 'RDS Prox
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l cluster -d 'Aurora cluster identifier (its writer endpoint; add --reader for the reader endpoint)' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l instance -d 'DB instance identifier' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l host -d 'Endpoint host name, used as is (no RDS API call)' -r
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l port -d 'Port [default: the API\'s port, else 5432]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l port -d 'Port [default: the API\'s port, else 5432; 3306 for MySQL]' -r
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l engine -d 'The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]' -r -f -a "postgres\t'PostgreSQL, Aurora PostgreSQL'
+mysql\t'MySQL, Aurora MySQL, MariaDB'"
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -s U -l user -d 'Database user, the role granted rds_iam [env: PGUSER]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -s d -l dbname -d 'Database name [env: PGDATABASE]' -r
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand run" -l region -d 'AWS region [env: AWS_REGION, AWS_DEFAULT_REGION; else the profile\'s]' -r
@@ -277,19 +316,20 @@ complete -c rdsiam -n "__fish_rdsiam_using_subcommand completions" -s h -l help 
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand man" -s h -l help -d 'Print help'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand man" -s V -l version -d 'Print version'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "token" -d 'Print a 15-minute IAM auth token for the target (the only command that prints one)'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "check" -d 'Connect over verified TLS and show who you are (user, database, server, TLS, AWS identity)'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "psql" -d 'Start psql with a fresh token in PGPASSWORD (never in argv); psql\'s exit status is ours'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "sql" -d 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "list" -d 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "targets" -d 'List the named targets in the config file, or show one with where each value comes from'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "doctor" -d 'Find why an IAM login fails: credentials, identity and clock, target, policy, network, TLS, login, inside'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "policy" -d 'Print the least-privilege IAM policy allowing rds-db:connect on the target for these users'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "proxy" -d 'A local proxy: any PostgreSQL client logs in with IAM tokens it never sees, for hours'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "run" -d 'Run one command with a private proxy (PGHOST etc. point at it) for as long as it runs'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "man" -d 'Print the man page (roff) to stdout'
-complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql sql list targets doctor policy proxy run completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql mysql sql list targets doctor policy proxy run completions man help" -f -a "token" -d 'Print a 15-minute IAM auth token for the target (the only command that prints one)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql mysql sql list targets doctor policy proxy run completions man help" -f -a "check" -d 'Connect over verified TLS and show who you are (user, database, server, TLS, AWS identity)'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql mysql sql list targets doctor policy proxy run completions man help" -f -a "psql" -d 'Start psql with a fresh token in PGPASSWORD (never in argv); psql\'s exit status is ours'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql mysql sql list targets doctor policy proxy run completions man help" -f -a "mysql" -d 'Start the mysql/mariadb client with a fresh token (never in argv), TLS verified; MySQL and MariaDB targets'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql mysql sql list targets doctor policy proxy run completions man help" -f -a "sql" -d 'A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql mysql sql list targets doctor policy proxy run completions man help" -f -a "list" -d 'List the RDS proxies, clusters and instances in the region, with IAM auth on or off'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql mysql sql list targets doctor policy proxy run completions man help" -f -a "targets" -d 'List the named targets in the config file, or show one with where each value comes from'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql mysql sql list targets doctor policy proxy run completions man help" -f -a "doctor" -d 'Find why an IAM login fails: credentials, identity and clock, target, policy, network, TLS, login, inside'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql mysql sql list targets doctor policy proxy run completions man help" -f -a "policy" -d 'Print the least-privilege IAM policy allowing rds-db:connect on the target for these users'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql mysql sql list targets doctor policy proxy run completions man help" -f -a "proxy" -d 'A local proxy: any PostgreSQL client logs in with IAM tokens it never sees, for hours'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql mysql sql list targets doctor policy proxy run completions man help" -f -a "run" -d 'Run one command with a private proxy (PGHOST etc. point at it) for as long as it runs'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql mysql sql list targets doctor policy proxy run completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql mysql sql list targets doctor policy proxy run completions man help" -f -a "man" -d 'Print the man page (roff) to stdout'
+complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and not __fish_seen_subcommand_from token check psql mysql sql list targets doctor policy proxy run completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and __fish_seen_subcommand_from targets" -f -a "show" -d 'Show a target\'s resolved settings and where each value comes from'
 complete -c rdsiam -n "__fish_rdsiam_using_subcommand help; and __fish_seen_subcommand_from targets" -f -a "names" -d 'Print the target names, one per line (used by shell completion)'
 complete -c rdsiam -n "__fish_seen_subcommand_from token check psql sql" -f -a "(rdsiam targets names 2>/dev/null)" -d 'named target'

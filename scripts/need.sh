@@ -10,6 +10,17 @@ pg_packages() {
   command -v psql >/dev/null || echo postgresql-client
 }
 
+# The Debian packages for the MariaDB test server (testkit/src/mariadb.rs) not yet here:
+# the server (its PAM plugin, auth_pam, ships with it), the client, and pam_exec.so (in
+# libpam-modules), which hands the token to the testkit's verifier. The PAM service itself is
+# written by the harness, per server, because it names that server's random port.
+mariadb_packages() {
+  command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || echo mariadb-server
+  command -v mariadb >/dev/null || echo mariadb-client
+  compgen -G "/usr/lib/*/security/pam_exec.so" >/dev/null \
+    || compgen -G "/lib/*/security/pam_exec.so" >/dev/null || echo libpam-modules
+}
+
 need() {
   local who="$1"; shift
   [ "$#" -gt 0 ] || return 0

@@ -17,7 +17,8 @@ Environment:
   AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE   read by the AWS SDK as usual
   AWS_ENDPOINT_URL_STS                     STS endpoint (check, doctor, policy: caller identity)
   RDSIAM_CONFIG                            config file [default: <config dir>/rdsiam/config.toml]
-  RDSIAM_PSQL                              default for --psql";
+  RDSIAM_PSQL                              default for --psql
+  RDSIAM_MYSQL                             default for `rdsiam mysql --mysql`";
 
 /// Reach AWS RDS / Aurora PostgreSQL with IAM authentication, directly or
 /// through RDS Proxy, with no stored password.
@@ -44,6 +45,9 @@ pub enum Command {
     /// Start psql with a fresh token in PGPASSWORD (never in argv); psql's exit status is ours
     #[command(after_help = EXIT_CODES_HELP)]
     Psql(PsqlArgs),
+    /// Start the mysql/mariadb client with a fresh token (never in argv), TLS verified; MySQL and MariaDB targets
+    #[command(after_help = EXIT_CODES_HELP)]
+    Mysql(MysqlArgs),
     /// A built-in SQL prompt over verified TLS; -c/-f/stdin run without a terminal
     #[command(after_help = EXIT_CODES_HELP)]
     Sql(SqlArgs),
@@ -101,9 +105,13 @@ pub struct TargetArgs {
     #[arg(long, value_name = "HOST", group = "kind", help_heading = "Target")]
     pub host: Option<String>,
 
-    /// Port [default: the API's port, else 5432]
+    /// Port [default: the API's port, else 5432; 3306 for MySQL]
     #[arg(long, value_name = "N", value_parser = parse_port, help_heading = "Target")]
     pub port: Option<u16>,
+
+    /// The engine of a --host endpoint (others learn it from the RDS API) [default: postgres]
+    #[arg(long, value_enum, value_name = "ENGINE", help_heading = "Target")]
+    pub engine: Option<EngineArg>,
 
     /// Database user, the role granted rds_iam [env: PGUSER]
     #[arg(short = 'U', long, value_name = "USER", help_heading = "Target")]
@@ -145,7 +153,7 @@ pub enum TokenOutput {
     Text,
     /// token, host, port, user, region, expires_at
     Json,
-    /// `export PG…=` lines for eval
+    /// `export PG…=` lines for eval (MySQL targets: `MYSQL_HOST`, `MYSQL_TCP_PORT`, `MYSQL_PWD`…)
     Env,
 }
 
@@ -179,6 +187,15 @@ pub struct ConnArgs {
     /// Seconds to wait for TCP, TLS and login together [default: 10]
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Connection")]
     pub connect_timeout: Option<u64>,
+}
+
+/// `--engine`; `target.rs` turns it into [`crate::engine::Engine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// PostgreSQL, Aurora PostgreSQL
+    Postgres,
+    /// MySQL, Aurora MySQL, MariaDB
+    Mysql,
 }
 
 /// `--sslmode`; `target.rs` turns it into [`crate::tls::SslMode`].
@@ -245,6 +262,23 @@ pub struct PsqlArgs {
     /// Arguments passed to psql unchanged (after `--`)
     #[arg(last = true, value_name = "PSQL_ARGS", allow_hyphen_values = true)]
     pub psql_args: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct MysqlArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    /// The client to run [default: mysql on PATH, else mariadb] [env: RDSIAM_MYSQL]
+    #[arg(long, value_name = "PATH")]
+    pub mysql: Option<PathBuf>,
+
+    /// Arguments passed to the client unchanged (after `--`)
+    #[arg(last = true, value_name = "MYSQL_ARGS", allow_hyphen_values = true)]
+    pub mysql_args: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]
@@ -429,6 +463,7 @@ impl PolicyArgs {
             instance: self.instance.clone(),
             host: self.host.clone(),
             port: None,
+            engine: None,
             user: self.users.first().cloned(),
             dbname: None,
             aws: self.aws.clone(),

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::Engine;
 use crate::error::{Failure, suggestions};
 use crate::files;
 use crate::tls::SslMode;
@@ -35,6 +36,8 @@ pub struct Entry {
     pub instance: Option<String>,
     pub host: Option<String>,
     pub port: Option<u16>,
+    /// The engine of a `host` endpoint (others learn it from the RDS API).
+    pub engine: Option<Engine>,
     pub user: Option<String>,
     pub dbname: Option<String>,
     pub region: Option<String>,
@@ -151,6 +154,7 @@ pub const KEYS: &[Key] = &[
     key!(instance, "instance", &[], false, Names, ""),
     key!(host, "host", &[], false, Names, ""),
     key!(port, "port", &[], false, FileTied, ""),
+    key!(engine, "engine", &[], false, FileTied, ""),
     key!(user, "user", &["PGUSER"], false, No, "--user"),
     key!(dbname, "dbname", &["PGDATABASE"], false, No, "--dbname"),
     key!(region, "region", REGION_VARS, true, No, "--region"),
@@ -324,6 +328,16 @@ impl FromEnv for bool {
         text.trim()
             .parse()
             .map_err(|_| bad_env(var, &text, "true or false"))
+    }
+}
+
+impl FromEnv for Engine {
+    fn from_env(var: &str, text: String) -> Result<Engine> {
+        match text.trim() {
+            "postgres" => Ok(Engine::Postgres),
+            "mysql" => Ok(Engine::Mysql),
+            _ => Err(bad_env(var, &text, "postgres or mysql")),
+        }
     }
 }
 
@@ -554,6 +568,7 @@ mod tests {
             instance: Some(String::new()),
             host: Some(String::new()),
             port: Some(1),
+            engine: Some(Engine::Mysql),
             user: Some(String::new()),
             dbname: Some(String::new()),
             region: Some(String::new()),

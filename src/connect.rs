@@ -15,6 +15,7 @@ use tokio_postgres::tls::MakeTlsConnect;
 
 use crate::ca::Roots;
 use crate::endpoint::EndpointKind;
+use crate::engine::Engine;
 use crate::error::{Failure, Kind};
 use crate::output::quote_ident;
 use crate::session::Resolved;
@@ -168,7 +169,7 @@ impl Connector {
         }
     }
 
-    fn via_note(&self) -> String {
+    pub(crate) fn via_note(&self) -> String {
         self.via
             .as_ref()
             .map(|v| format!(" (via {v})"))
@@ -215,7 +216,6 @@ impl Connector {
         dbname: Option<&str>,
         err: &tokio_postgres::Error,
     ) -> anyhow::Error {
-        let endpoint = &resolved.endpoint;
         let user = &resolved.target.user;
         if let Some(db) = err.as_db_error() {
             let code = db.code().code();
@@ -263,10 +263,22 @@ impl Connector {
                     .into(),
             };
         }
-        let chain = crate::aws::error_chain(err);
+        self.wire_failure(resolved, crate::aws::error_chain(err), rustls_error(err))
+            .into()
+    }
+
+    /// A failure on the way to a login (TCP, TLS, a dropped connection),
+    /// said in words: `chain` is the error's text, `tls` the rustls error
+    /// behind it if any. Shared by the PostgreSQL and MySQL logins.
+    pub(crate) fn wire_failure(
+        &self,
+        resolved: &Resolved,
+        chain: String,
+        tls: Option<&rustls::Error>,
+    ) -> Failure {
+        let endpoint = &resolved.endpoint;
         let lower = chain.to_lowercase();
         let at = format!("{}:{}{}", endpoint.host, endpoint.port, self.via_note());
-        let tls = rustls_error(err);
         // rustls's own text shows Debug for some causes: say it in words.
         let chain = tls.map_or(chain, tls_words);
         let certificate = tls.and_then(|e| match e {
@@ -280,7 +292,7 @@ impl Connector {
             rustls::CertificateError::Expired => Some(String::new()),
             _ => None,
         });
-        let failure = if certificate.is_some_and(|c| {
+        if certificate.is_some_and(|c| {
             matches!(
                 c,
                 rustls::CertificateError::NotValidForName
@@ -310,8 +322,7 @@ impl Connector {
         } else {
             Failure::network(format!("the connection to {at} failed during login: {chain}"))
                 .hint("the server or a proxy closed the connection; check the endpoint's status (`rdsiam list`) and try again")
-        };
-        failure.into()
+        }
     }
 }
 
@@ -405,10 +416,16 @@ pub(crate) fn login_refused(resolved: &Resolved, user: &str, base: &str) -> Fail
             "region mismatch: the token was signed for {region}, the endpoint is in {host_region}; pass --region {host_region}"
         ));
     }
-    causes.push(format!(
-        "the role lacks rds_iam: run `GRANT rds_iam TO {};` as an admin",
-        quote_ident(user)
-    ));
+    causes.push(match endpoint.family {
+        Engine::Postgres => format!(
+            "the role lacks rds_iam: run `GRANT rds_iam TO {};` as an admin",
+            quote_ident(user)
+        ),
+        Engine::Mysql => format!(
+            "the user is not IDENTIFIED WITH AWSAuthenticationPlugin: run `CREATE USER {} IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS';` as an admin (`rdsiam doctor` shows how it is identified)",
+            crate::engine::quote_account(user)
+        ),
+    });
     // Issue 24: a wrong secret or a revoked key signs tokens RDS refuses
     // just the same.
     causes.push("wrong or revoked AWS credentials (a wrong secret, a rotated or deleted access key): `aws sts get-caller-identity` with the same profile tells".to_owned());

@@ -9,11 +9,12 @@ use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_rds::types::{DbCluster, DbInstance, DbProxy};
 use serde::Serialize;
 
+use crate::engine::Engine;
 use crate::error::{Failure, suggestions};
 use crate::target::Selector;
 
 /// PostgreSQL's port, and RDS Proxy's for the POSTGRESQL engine family (the
-/// API does not report a proxy's port).
+/// API does not report a proxy's port); MySQL's is [`Engine::default_port`].
 pub const DEFAULT_PORT: u16 = 5432;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -46,7 +47,10 @@ pub struct Endpoint {
     pub name: String,
     pub host: String,
     pub port: u16,
+    /// The API's engine name (`aurora-mysql`) or proxy engine family (`MYSQL`).
     pub engine: Option<String>,
+    /// The protocol it speaks: from `engine`, or `--engine` for a host.
+    pub family: Engine,
     pub status: Option<String>,
     /// IAM database authentication on (`None`: unknown, as for `--host`).
     pub iam: Option<bool>,
@@ -61,14 +65,16 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// An endpoint named by `--host`: nothing known but host and port.
-    pub fn host(host: &str, port: Option<u16>) -> Endpoint {
+    /// An endpoint named by `--host`: nothing known but host, port and
+    /// the engine the user named.
+    pub fn host(host: &str, port: Option<u16>, family: Engine) -> Endpoint {
         Endpoint {
             kind: EndpointKind::Host,
             name: host.to_owned(),
             host: host.to_owned(),
-            port: port.unwrap_or(DEFAULT_PORT),
+            port: port.unwrap_or(family.default_port()),
             engine: None,
+            family,
             status: None,
             iam: None,
             require_tls: None,
@@ -120,7 +126,7 @@ pub async fn resolve(
     port: Option<u16>,
 ) -> Result<Endpoint> {
     let mut endpoint = match selector {
-        Selector::Host(host) => return Ok(Endpoint::host(host, port)),
+        Selector::Host(host) => return Ok(Endpoint::host(host, port, Engine::default())),
         Selector::Proxy(name) => resolve_proxy(rds, name).await?,
         Selector::Cluster { id, reader } => resolve_cluster(rds, id, *reader).await?,
         Selector::Instance(id) => resolve_instance(rds, id).await?,
@@ -296,11 +302,13 @@ fn proxy_endpoint(proxy: &DbProxy) -> Endpoint {
             )
         });
     let arn = proxy.db_proxy_arn().map(str::to_owned);
+    let family = family(proxy.engine_family());
     Endpoint {
         kind: EndpointKind::Proxy,
         host,
-        port: DEFAULT_PORT,
+        port: family.default_port(),
         engine: proxy.engine_family().map(str::to_owned),
+        family,
         status: proxy.status().map(|s| s.as_str().to_owned()),
         iam: Some(iam),
         require_tls: proxy.require_tls(),
@@ -324,11 +332,13 @@ fn cluster_endpoint(cluster: &DbCluster, reader: bool) -> Endpoint {
     } else {
         (EndpointKind::ClusterWriter, cluster.endpoint())
     };
+    let family = family(cluster.engine());
     Endpoint {
         kind,
         host: host.unwrap_or_default().to_owned(),
-        port: api_port(cluster.port()),
+        port: api_port(cluster.port(), family),
         engine: cluster.engine().map(str::to_owned),
+        family,
         status: cluster.status().map(str::to_owned),
         iam: cluster.iam_database_authentication_enabled(),
         require_tls: None,
@@ -345,11 +355,13 @@ fn instance_endpoint(instance: &DbInstance) -> Endpoint {
         .unwrap_or_default()
         .to_owned();
     let address = instance.endpoint().and_then(|e| e.address());
+    let family = family(instance.engine());
     Endpoint {
         kind: EndpointKind::Instance,
         host: address.unwrap_or_default().to_owned(),
-        port: api_port(instance.endpoint().and_then(|e| e.port())),
+        port: api_port(instance.endpoint().and_then(|e| e.port()), family),
         engine: instance.engine().map(str::to_owned),
+        family,
         status: instance.db_instance_status().map(str::to_owned),
         iam: instance.iam_database_authentication_enabled(),
         require_tls: None,
@@ -360,10 +372,16 @@ fn instance_endpoint(instance: &DbInstance) -> Endpoint {
     }
 }
 
-fn api_port(port: Option<i32>) -> u16 {
+fn api_port(port: Option<i32>, family: Engine) -> u16 {
     port.and_then(|p| u16::try_from(p).ok())
         .filter(|p| *p != 0)
-        .unwrap_or(DEFAULT_PORT)
+        .unwrap_or(family.default_port())
+}
+
+/// The protocol behind an API engine name; unknown ones (none given, SQL
+/// Server) are taken as PostgreSQL, as before engines were told apart.
+fn family(engine: Option<&str>) -> Engine {
+    engine.and_then(Engine::from_api).unwrap_or_default()
 }
 
 /// A resource still being created has no endpoint yet; only the one asked
@@ -478,6 +496,7 @@ mod tests {
             host: "postgresqlproxy.proxy-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com".into(),
             port: 5432,
             engine: Some("POSTGRESQL".into()),
+            family: Engine::Postgres,
             status: Some("available".into()),
             iam: Some(true),
             require_tls: Some(true),
@@ -501,7 +520,7 @@ mod tests {
             "arn:aws-cn:rds-db:cn-north-1:111122223333:dbuser:cluster-ABC/u"
         );
         assert_eq!(
-            Endpoint::host("h", None).policy_resource("us-east-1", "u"),
+            Endpoint::host("h", None, Engine::Postgres).policy_resource("us-east-1", "u"),
             None
         );
     }
@@ -548,8 +567,32 @@ mod tests {
     }
 
     #[test]
-    fn host_endpoint_defaults_to_5432() {
-        assert_eq!(Endpoint::host("h", None).port, 5432);
-        assert_eq!(Endpoint::host("h", Some(6543)).port, 6543);
+    fn host_endpoint_defaults_to_the_engines_port() {
+        assert_eq!(Endpoint::host("h", None, Engine::Postgres).port, 5432);
+        assert_eq!(Endpoint::host("h", Some(6543), Engine::Postgres).port, 6543);
+        assert_eq!(Endpoint::host("h", None, Engine::Mysql).port, 3306);
+    }
+
+    #[test]
+    fn mysql_resources_get_3306_and_their_family() {
+        let api = DbProxy::builder()
+            .db_proxy_name("MySqlProxy")
+            .endpoint("mysqlproxy.proxy-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com")
+            .engine_family("MYSQL")
+            .build();
+        let e = proxy_endpoint(&api);
+        assert_eq!((e.port, e.family), (3306, Engine::Mysql));
+        let cluster = DbCluster::builder()
+            .db_cluster_identifier("orders")
+            .engine("aurora-mysql")
+            .endpoint("orders.cluster-abc.us-east-1.rds.amazonaws.com")
+            .build();
+        let e = cluster_endpoint(&cluster, false);
+        assert_eq!((e.port, e.family), (3306, Engine::Mysql));
+        let maria = DbInstance::builder()
+            .db_instance_identifier("maria")
+            .engine("mariadb")
+            .build();
+        assert_eq!(instance_endpoint(&maria).family, Engine::Mysql);
     }
 }

@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 
 use crate::aws::{self, Aws};
 use crate::endpoint::{self, Endpoint};
+use crate::engine::Engine;
 use crate::output::warn;
 use crate::target::{Selector, Target};
 use crate::token::{self as iam_token, Token, TokenRequest};
@@ -43,7 +44,7 @@ impl Resolved {
         };
         let aws = aws::from_env(&target.aws)?;
         Some(Resolved {
-            endpoint: Endpoint::host(host, target.port),
+            endpoint: Endpoint::host(host, target.port, target.engine.unwrap_or_default()),
             target: target.clone(),
             aws,
         })
@@ -53,7 +54,9 @@ impl Resolved {
     pub async fn load(target: &Target) -> Result<Resolved> {
         let aws = aws::load(&target.aws).await?;
         let endpoint = match &target.selector {
-            Selector::Host(host) => Endpoint::host(host, target.port),
+            Selector::Host(host) => {
+                Endpoint::host(host, target.port, target.engine.unwrap_or_default())
+            }
             selector => endpoint::resolve(&aws.rds()?, selector, target.port)
                 .await
                 .map_err(|err| endpoint::naming_endpoint(err, &aws.rds_endpoint()))?,
@@ -71,6 +74,18 @@ impl Resolved {
             aws,
             endpoint,
         })
+    }
+
+    /// Exit 2 unless the endpoint speaks `serves`, naming the command that
+    /// serves it instead (`rdsiam COMMAND` serves `serves` only).
+    pub fn require(&self, serves: Engine, command: &str) -> Result<()> {
+        let endpoint = &self.endpoint;
+        crate::engine::require(
+            endpoint.family,
+            serves,
+            command,
+            &format!("{} `{}`", endpoint.kind, endpoint.name),
+        )
     }
 
     /// A token for this endpoint signed now with the credentials at hand (no
@@ -192,12 +207,13 @@ mod tests {
             target: Target {
                 selector: Selector::Host("h.example".into()),
                 port: None,
+                engine: None,
                 user: "u".into(),
                 dbname: None,
                 aws: AwsSettings::default(),
             },
             aws,
-            endpoint: Endpoint::host("h.example", None),
+            endpoint: Endpoint::host("h.example", None, Default::default()),
         }
     }
 

@@ -11,8 +11,9 @@ use serde::Serialize;
 use std::time::Duration;
 
 use crate::ca::Roots;
-use crate::cli::{AwsArgs, ConnArgs, SslModeArg, TargetArgs};
+use crate::cli::{AwsArgs, ConnArgs, EngineArg, SslModeArg, TargetArgs};
 use crate::config::{self, Config, EndpointRole, Entry, KEYS};
+use crate::engine::Engine;
 use crate::error::Failure;
 use crate::tls::SslMode;
 
@@ -156,6 +157,9 @@ pub enum Selector {
 pub struct Target {
     pub selector: Selector,
     pub port: Option<u16>,
+    /// What `--engine` (or the config) says: used for a `--host` endpoint;
+    /// the RDS API names the others' engine.
+    pub engine: Option<Engine>,
     pub user: String,
     pub dbname: Option<String>,
     pub aws: AwsSettings,
@@ -322,6 +326,10 @@ fn flags_entry(args: &TargetArgs, conn: Option<&ConnArgs>) -> Entry {
         instance: args.instance.clone(),
         host: args.host.clone(),
         port: args.port,
+        engine: args.engine.map(|engine| match engine {
+            EngineArg::Postgres => Engine::Postgres,
+            EngineArg::Mysql => Engine::Mysql,
+        }),
         user: args.user.clone(),
         dbname: args.dbname.clone(),
         region: args.aws.region.clone(),
@@ -380,6 +388,26 @@ pub fn layer_with(config: &Config, args: &TargetArgs, conn: Option<&ConnArgs>) -
 }
 
 impl Target {
+    /// The engine known before any API call: a `--host` target's
+    /// (`--engine`, default postgres); `None` when the RDS API will say.
+    pub fn known_engine(&self) -> Option<Engine> {
+        match self.selector {
+            Selector::Host(_) => Some(self.engine.unwrap_or_default()),
+            _ => None,
+        }
+    }
+
+    /// Exit 2, before any network, when a `--host` target's engine is not
+    /// the one `command` serves.
+    pub fn require_engine(&self, serves: Engine, command: &str) -> Result<()> {
+        match (&self.selector, self.known_engine()) {
+            (Selector::Host(host), Some(engine)) => {
+                crate::engine::require(engine, serves, command, &format!("host `{host}`"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The target alone (commands that only sign: `token`).
     pub fn from_args(args: &TargetArgs) -> Result<Target> {
         Target::from_layered(&layer(args, None)?)
@@ -449,6 +477,7 @@ impl Target {
         Ok(Target {
             selector,
             port: e.port,
+            engine: e.engine,
             user,
             dbname: e.dbname.clone().filter(|db| !db.is_empty()),
             aws: aws_settings(e),

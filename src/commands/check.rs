@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::cli::{CheckArgs, CheckOutput};
 use crate::connect::Connector;
+use crate::engine::Engine;
 use crate::error::{Failure, Kind};
 use crate::output::{print, print_json};
 use crate::target::Target;
@@ -23,13 +24,19 @@ FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()";
 
 #[derive(Debug, Serialize)]
 struct Report {
+    engine: Engine,
+    /// The user name (for MySQL, CURRENT_USER() without its `@host`).
     current_user: String,
+    /// MySQL: the account matched, CURRENT_USER() as is (`iamuserapp@%`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<String>,
     session_user: String,
     database: String,
     server_addr: Option<String>,
     server_port: Option<u16>,
     server_version: String,
     version: String,
+    /// PostgreSQL: pg_is_in_recovery(); MySQL: read-only (@@innodb_read_only or @@read_only).
     in_recovery: bool,
     tls: Tls,
     endpoint: EndpointReport,
@@ -82,12 +89,18 @@ pub fn run(args: CheckArgs) -> Result<u8> {
         };
         // Both at once, but a failed login must not wait for STS.
         tokio::pin!(identity);
-        let connect = connector.connect(&resolved, target.dbname.as_deref());
-        tokio::pin!(connect);
+        let dbname = target.dbname.as_deref();
+        let who = async {
+            match resolved.endpoint.family {
+                Engine::Postgres => pg_whoami(&connector, &resolved, dbname).await,
+                Engine::Mysql => mysql_whoami(&connector, &resolved, dbname).await,
+            }
+        };
+        tokio::pin!(who);
         let mut early = None;
-        let session = loop {
+        let who = loop {
             tokio::select! {
-                session = &mut connect => break session?,
+                who = &mut who => break who?,
                 done = &mut identity, if early.is_none() => early = Some(done),
             }
         };
@@ -95,30 +108,6 @@ pub fn run(args: CheckArgs) -> Result<u8> {
             Some(done) => done,
             None => identity.await,
         };
-        // The connect timeout bounds the query too: a server that goes
-        // silent after login must not hold a runbook forever.
-        let messages = tokio::time::timeout(connector.timeout, session.client.simple_query(WHOAMI))
-            .await
-            .map_err(|_| {
-                Failure::network(format!(
-                    "the server went silent after login: no answer to the whoami query within {}s",
-                    connector.timeout.as_secs()
-                ))
-                .hint("the login worked; the server or a proxy stopped answering. Check the endpoint's status (`rdsiam list`) and try again, or raise --connect-timeout")
-            })?
-            .map_err(|err| {
-                Failure::network(format!("the whoami query failed after login: {err}"))
-                    .hint("the login worked; the connection dropped or the server refused the query (check the role's privileges on pg_stat_ssl)")
-            })?;
-        let row = messages
-            .iter()
-            .find_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
-                _ => None,
-            })
-            .context("the whoami query returned no row")?;
-        let text = |i: usize| row.get(i).map(str::to_owned);
-        let flag = |i: usize| row.get(i) == Some("t");
         let (aws_identity, aws_identity_error) = match identity {
             None => (None, None),
             Some(Ok(identity)) => (Some(identity), None),
@@ -129,19 +118,21 @@ pub fn run(args: CheckArgs) -> Result<u8> {
         };
         let endpoint = &resolved.endpoint;
         anyhow::Ok(Report {
-            current_user: text(0).unwrap_or_default(),
-            session_user: text(1).unwrap_or_default(),
-            database: text(2).unwrap_or_default(),
-            server_addr: text(3),
-            server_port: text(4).and_then(|p| p.parse().ok()),
-            server_version: text(5).unwrap_or_default(),
-            version: text(6).unwrap_or_default(),
-            in_recovery: flag(7),
+            engine: endpoint.family,
+            current_user: who.current_user,
+            account: who.account,
+            session_user: who.session_user,
+            database: who.database,
+            server_addr: who.server_addr,
+            server_port: who.server_port,
+            server_version: who.server_version,
+            version: who.version,
+            in_recovery: who.in_recovery,
             tls: Tls {
-                in_use: flag(8),
-                version: text(9),
-                cipher: text(10),
-                bits: text(11).and_then(|b| b.parse().ok()),
+                in_use: who.tls_in_use,
+                version: who.tls_version,
+                cipher: who.tls_cipher,
+                bits: who.tls_bits,
                 sslmode: connector.sslmode.as_str().to_owned(),
             },
             endpoint: EndpointReport {
@@ -194,6 +185,122 @@ pub fn run(args: CheckArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// What the session says about itself, whatever the engine.
+struct Who {
+    current_user: String,
+    account: Option<String>,
+    session_user: String,
+    database: String,
+    server_addr: Option<String>,
+    server_port: Option<u16>,
+    server_version: String,
+    version: String,
+    in_recovery: bool,
+    tls_in_use: bool,
+    tls_version: Option<String>,
+    tls_cipher: Option<String>,
+    tls_bits: Option<u32>,
+}
+
+fn silent_after_login(connector: &Connector) -> Failure {
+    Failure::network(format!(
+        "the server went silent after login: no answer to the whoami query within {}s",
+        connector.timeout.as_secs()
+    ))
+    .hint("the login worked; the server or a proxy stopped answering. Check the endpoint's status (`rdsiam list`) and try again, or raise --connect-timeout")
+}
+
+async fn pg_whoami(
+    connector: &Connector,
+    resolved: &Resolved,
+    dbname: Option<&str>,
+) -> Result<Who> {
+    let session = connector.connect(resolved, dbname).await?;
+    // The connect timeout bounds the query too: a server that goes
+    // silent after login must not hold a runbook forever.
+    let messages = tokio::time::timeout(connector.timeout, session.client.simple_query(WHOAMI))
+        .await
+        .map_err(|_| silent_after_login(connector))?
+        .map_err(|err| {
+            Failure::network(format!("the whoami query failed after login: {err}"))
+                .hint("the login worked; the connection dropped or the server refused the query (check the role's privileges on pg_stat_ssl)")
+        })?;
+    let row = messages
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .context("the whoami query returned no row")?;
+    let text = |i: usize| row.get(i).map(str::to_owned);
+    let flag = |i: usize| row.get(i) == Some("t");
+    Ok(Who {
+        current_user: text(0).unwrap_or_default(),
+        account: None,
+        session_user: text(1).unwrap_or_default(),
+        database: text(2).unwrap_or_default(),
+        server_addr: text(3),
+        server_port: text(4).and_then(|p| p.parse().ok()),
+        server_version: text(5).unwrap_or_default(),
+        version: text(6).unwrap_or_default(),
+        in_recovery: flag(7),
+        tls_in_use: flag(8),
+        tls_version: text(9),
+        tls_cipher: text(10),
+        tls_bits: text(11).and_then(|b| b.parse().ok()),
+    })
+}
+
+/// One round trip; the same on MySQL, Aurora MySQL, MariaDB and RDS Proxy.
+const MYSQL_WHOAMI: &str = "SELECT CURRENT_USER(), USER(), DATABASE(), VERSION(), @@port, \
+@@version_comment, @@read_only, @@innodb_read_only";
+
+async fn mysql_whoami(
+    connector: &Connector,
+    resolved: &Resolved,
+    dbname: Option<&str>,
+) -> Result<Who> {
+    let mut session = crate::mysql::wire::connect(connector, resolved, dbname).await?;
+    let rows = tokio::time::timeout(connector.timeout, session.query(MYSQL_WHOAMI))
+        .await
+        .map_err(|_| silent_after_login(connector))?
+        .map_err(|err| {
+            Failure::network(format!(
+                "the whoami query failed after login: {}",
+                crate::mysql::wire::describe(&err)
+            ))
+            .hint("the login worked; the connection dropped or the server refused the query")
+        })?;
+    let row = rows
+        .rows
+        .first()
+        .context("the whoami query returned no row")?;
+    let text = |i: usize| row.get(i).cloned().flatten();
+    let on = |i: usize| text(i).is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("off"));
+    let account = text(0).unwrap_or_default();
+    let who = Who {
+        // `user@host`: the user is everything before the last `@`.
+        current_user: account
+            .rsplit_once('@')
+            .map_or(account.as_str(), |(user, _)| user)
+            .to_owned(),
+        account: Some(account.clone()),
+        session_user: text(1).unwrap_or_default(),
+        database: text(2).unwrap_or_default(),
+        server_addr: None,
+        server_port: text(4).and_then(|p| p.parse().ok()),
+        server_version: text(3).unwrap_or_default(),
+        version: text(5).unwrap_or_default(),
+        in_recovery: on(6) || on(7),
+        tls_in_use: true,
+        tls_version: Some(session.tls_version.clone()),
+        tls_cipher: Some(session.tls_cipher.clone()),
+        tls_bits: None,
+    };
+    session.quit().await;
+    Ok(who)
+}
+
 fn expected_role(args: &CheckArgs) -> Option<&'static str> {
     match (args.expect_writer, args.expect_reader) {
         (true, _) => Some("writer"),
@@ -234,9 +341,25 @@ async fn caller_identity(resolved: &Resolved) -> Result<Identity, String> {
     }
 }
 
+/// MariaDB says so in its version; MySQL does not.
+fn mysql_product(version: &str, comment: &str) -> &'static str {
+    if version.contains("MariaDB") || comment.contains("MariaDB") {
+        "MariaDB"
+    } else {
+        "MySQL"
+    }
+}
+
 fn render(r: &Report) -> String {
     let server = match (&r.server_addr, r.server_port) {
         (Some(addr), Some(port)) => format!("{addr}:{port}, PostgreSQL {}", r.server_version),
+        (None, Some(port)) if r.engine == Engine::Mysql => {
+            format!(
+                "port {port}, {} {}",
+                mysql_product(&r.server_version, &r.version),
+                r.server_version
+            )
+        }
         _ => format!("PostgreSQL {}", r.server_version),
     };
     let tls = if r.tls.in_use {
@@ -273,17 +396,22 @@ fn render(r: &Report) -> String {
         (None, Some(err)) => format!("unknown ({err})"),
         (None, None) => "not asked (--no-aws-identity)".to_owned(),
     };
+    let user = match &r.account {
+        Some(account) => format!("{} (account {account})", r.current_user),
+        None => r.current_user.clone(),
+    };
     let rows = [
-        ("user", r.current_user.clone()),
+        ("user", user),
         ("session user", r.session_user.clone()),
         ("database", r.database.clone()),
         ("server", server),
         (
             "role",
-            if r.in_recovery {
-                "replica (in recovery)".to_owned()
-            } else {
-                "primary (writable)".to_owned()
+            match (r.engine, r.in_recovery) {
+                (Engine::Postgres, true) => "replica (in recovery)".to_owned(),
+                (Engine::Postgres, false) => "primary (writable)".to_owned(),
+                (Engine::Mysql, true) => "read-only (reader)".to_owned(),
+                (Engine::Mysql, false) => "writer (read-write)".to_owned(),
             },
         ),
         ("tls", tls),
@@ -292,7 +420,12 @@ fn render(r: &Report) -> String {
         ("aws identity", identity),
         ("time", format!("{} ms", r.elapsed_ms)),
     ];
-    let mut out = format!("ok: logged in as {} to {}\n", r.current_user, r.database);
+    let database = if r.database.is_empty() {
+        "no database".to_owned()
+    } else {
+        r.database.clone()
+    };
+    let mut out = format!("ok: logged in as {} to {database}\n", r.current_user);
     for (label, value) in rows {
         out.push_str(&format!("  {label:<13} {value}\n"));
     }

@@ -5,6 +5,7 @@ mod check;
 mod completions;
 mod doctor;
 mod list;
+mod mysql;
 mod policy;
 mod proxy;
 mod psql;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Check(args) => check::run(args),
         Command::List(args) => list::run(args),
         Command::Psql(args) => psql::run(args),
+        Command::Mysql(args) => mysql::run(args),
         Command::Sql(args) => sql::run(args),
         Command::Proxy(args) => proxy::run(args),
         Command::Run(args) => run::run(args),

@@ -418,6 +418,8 @@ pub(crate) async fn resolve(planned: Planned, bare: bool) -> Result<Upstream> {
         target.selector = bare_selector(name, &target).await?;
     }
     let resolved = Resolved::load(&target).await?;
+    // The proxy speaks PostgreSQL only (issue 22's MySQL side is not built yet).
+    resolved.require(crate::engine::Engine::Postgres, "proxy")?;
     let display = name.unwrap_or_else(|| resolved.endpoint.name.clone());
     Upstream::new(
         display,

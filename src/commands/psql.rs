@@ -9,6 +9,7 @@ use std::process::Command;
 use anyhow::Result;
 
 use crate::cli::PsqlArgs;
+use crate::engine::Engine;
 use crate::error::{Failure, Kind};
 use crate::output::{print, shell_quote};
 use crate::pgenv::{self, libpq_env};
@@ -18,6 +19,7 @@ use super::resolve_blocking;
 
 pub fn run(args: PsqlArgs) -> Result<u8> {
     let (target, conn) = Target::with_conn(&args.target, &args.conn)?;
+    target.require_engine(Engine::Postgres, "psql")?;
     crate::psqlargs::check(&args.psql_args)?;
     // Read here rather than by clap, which refuses an empty RDSIAM_PSQL;
     // empty means unset, as for the other variables.
@@ -30,6 +32,7 @@ pub fn run(args: PsqlArgs) -> Result<u8> {
         return super::run::psql(args, psql);
     }
     let resolved = resolve_blocking(&target)?;
+    resolved.require(Engine::Postgres, "psql")?;
     let env = libpq_env(&resolved, &conn)?;
 
     if args.print_env {

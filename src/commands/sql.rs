@@ -11,6 +11,7 @@ use anyhow::Result;
 
 use crate::cli::SqlArgs;
 use crate::connect::Connector;
+use crate::engine::Engine;
 use crate::repl::exec::{Mode, Runner};
 use crate::repl::script::Script;
 use crate::target::Target;
@@ -19,6 +20,7 @@ use super::{Resolved, runtime};
 
 pub fn run(args: SqlArgs) -> Result<u8> {
     let (target, conn) = Target::with_conn(&args.target, &args.conn)?;
+    target.require_engine(Engine::Postgres, "sql")?;
     let connector = Connector::from_args(&conn)?;
     let scripts = scripts(&args)?;
     let rt = runtime()?;
@@ -26,6 +28,7 @@ pub fn run(args: SqlArgs) -> Result<u8> {
         Some(resolved) => resolved,
         None => rt.block_on(Resolved::load(&target))?,
     };
+    resolved.require(Engine::Postgres, "sql")?;
     let mode = match scripts {
         Some(_) => Mode::Script {
             continue_on_error: args.continue_on_error,

@@ -6,6 +6,7 @@ use aws_smithy_types::date_time::Format;
 use serde::Serialize;
 
 use crate::cli::{ConnArgs, TokenArgs, TokenOutput};
+use crate::engine::Engine;
 use crate::output::{print, print_json, shell_quote};
 use crate::pgenv::libpq_env;
 use crate::target::Target;
@@ -38,6 +39,14 @@ pub fn run(args: TokenArgs) -> Result<u8> {
             region: &resolved.aws.region,
             expires_at: DateTime::from(token.expires_at).fmt(Format::DateTime)?,
         })?,
+        TokenOutput::Env if endpoint.family == Engine::Mysql => {
+            let ca = conn.roots.file()?;
+            print(&crate::mysql::env_lines(
+                &resolved,
+                &ca.to_string_lossy(),
+                token.value.expose(),
+            ))?;
+        }
         TokenOutput::Env => {
             let mut vars = libpq_env(&resolved, &conn)?;
             vars.push(("PGPASSWORD", token.value.expose().clone()));

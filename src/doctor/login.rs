@@ -126,7 +126,7 @@ fn password_causes(resolved: &Resolved) -> (Vec<String>, Vec<String>) {
 }
 
 /// `PAM authentication failed`: IAM checked the token and said no.
-fn pam_causes(resolved: &Resolved, found: &Findings) -> (Vec<String>, Vec<String>) {
+pub(super) fn pam_causes(resolved: &Resolved, found: &Findings) -> (Vec<String>, Vec<String>) {
     let endpoint = &resolved.endpoint;
     let user = &resolved.target.user;
     let region = &resolved.aws.region;
@@ -173,6 +173,12 @@ fn pam_causes(resolved: &Resolved, found: &Findings) -> (Vec<String>, Vec<String
     // A direct endpoint answers PAM only for members of rds_iam (pg_hba
     // sends everyone else to password checking), so there it is ruled out.
     match endpoint.kind {
+        // MySQL: a user with another plugin gets an auth switch, which step 7
+        // reports itself; a refusal here means no such IAM user, or a bad token.
+        _ if endpoint.family == crate::engine::Engine::Mysql => causes.push(format!(
+            "no user `{user}` identified with AWSAuthenticationPlugin: as an admin run `CREATE USER {} IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS';`",
+            crate::mysql::quote_account(user)
+        )),
         EndpointKind::Instance | EndpointKind::ClusterWriter | EndpointKind::ClusterReader => {
             ruled_out.push(
                 "the role lacking rds_iam (a direct endpoint answers PAM only for rds_iam members)"

@@ -5,10 +5,12 @@
 //!
 //! One file per group of steps: [`creds`] (1 credentials, 2 identity),
 //! [`target`] (3 target, 4 policy; also the ARNs `rdsiam policy` prints),
-//! [`net`] (5 network, 6 TLS), [`login`] (7 login, 8 inside).
+//! [`net`] (5 network, 6 TLS), [`login`] (7 login, 8 inside), [`mysql`]
+//! (7 and 8 for MySQL targets).
 
 pub mod creds;
 pub mod login;
+pub mod mysql;
 pub mod net;
 pub mod target;
 
@@ -19,6 +21,7 @@ use serde_json::{Map, Value};
 
 use crate::connect::Connector;
 use crate::endpoint::Endpoint;
+use crate::engine::Engine;
 use crate::error::{Failure, Kind};
 use crate::session::Resolved;
 use crate::target::{Selector, Target};
@@ -261,7 +264,8 @@ pub struct Findings {
     /// Step 2's measured clock offset (AWS minus local), seconds.
     pub clock_skew: Option<i64>,
     pub proxy: Option<target::ProxyDetails>,
-    /// Step 3 says the engine is PostgreSQL (None: not asked).
+    /// Step 3 says the engine is one rdsiam serves, PostgreSQL or MySQL
+    /// (None: not asked).
     pub postgres: Option<bool>,
     /// The policy resources step 4 named.
     pub resource_arn: Option<String>,
@@ -320,7 +324,11 @@ pub async fn diagnose(target: &Target, connector: &Connector, strict: bool) -> R
             Step::new(3, "target").skip(
                 "--host: no RDS API call, so engine, status and IAM auth are not checked (name it with --proxy, --cluster or --instance to check them)",
             ),
-            Some(Endpoint::host(host, target.port)),
+            Some(Endpoint::host(
+                host,
+                target.port,
+                target.engine.unwrap_or_default(),
+            )),
         ),
         (_, Some(aws)) => target::target(aws, target, &mut found).await,
         (_, None) => (
@@ -359,7 +367,9 @@ pub async fn diagnose(target: &Target, connector: &Connector, strict: bool) -> R
     let not_postgres = found.postgres == Some(false);
     let started = Instant::now();
     let step = match stream {
-        _ if not_postgres => Step::new(6, "tls").skip("the target is not PostgreSQL (step 3)"),
+        _ if not_postgres => {
+            Step::new(6, "tls").skip("the target is neither PostgreSQL nor MySQL (step 3)")
+        }
         Some(stream) => net::tls(stream, &endpoint, connector).await,
         None => Step::new(6, "tls").skip("needs a TCP connection (step 5)"),
     };
@@ -382,7 +392,7 @@ pub async fn diagnose(target: &Target, connector: &Connector, strict: bool) -> R
     });
     let (step, session) = match &resolved {
         _ if not_postgres => (
-            Step::new(7, "login").skip("the target is not PostgreSQL (step 3)"),
+            Step::new(7, "login").skip("the target is neither PostgreSQL nor MySQL (step 3)"),
             None,
         ),
         None => (
@@ -393,19 +403,35 @@ pub async fn diagnose(target: &Target, connector: &Connector, strict: bool) -> R
             Step::new(7, "login").skip("needs a TLS connection (step 6)"),
             None,
         ),
-        Some(resolved) => login::login(resolved, connector, &found).await,
+        Some(resolved) if resolved.endpoint.family == Engine::Mysql => {
+            let (step, session) = mysql::login(resolved, connector, &found).await;
+            (step, session.map(Session::Mysql))
+        }
+        Some(resolved) => {
+            let (step, session) = login::login(resolved, connector, &found).await;
+            (step, session.map(Session::Postgres))
+        }
     };
     let login_ok = !step.is(Status::Fail) && !step.is(Status::Skip);
     push(&mut report, step, started);
     let started = Instant::now();
     let step = match (&resolved, session) {
-        (Some(resolved), Some(logged_in)) if login_ok => {
+        (Some(resolved), Some(Session::Postgres(logged_in))) if login_ok => {
             login::inside(resolved, logged_in, connector.timeout).await
+        }
+        (Some(resolved), Some(Session::Mysql(session))) if login_ok => {
+            mysql::inside(resolved, session, connector.timeout).await
         }
         _ => Step::new(8, "inside").skip("needs a login (step 7)"),
     };
     push(&mut report, step, started);
     report.finish(strict)
+}
+
+/// What step 7 hands step 8, by engine.
+enum Session {
+    Postgres(login::LoggedIn),
+    Mysql(crate::mysql::wire::Session),
 }
 
 fn push(report: &mut Report, mut step: Step, started: Instant) {

@@ -16,6 +16,7 @@ use super::{Step, human_duration, rfc3339};
 use crate::ca::Roots;
 use crate::connect::Connector;
 use crate::endpoint::{Endpoint, EndpointKind};
+use crate::engine::Engine;
 use crate::error::Kind;
 use crate::tls::SslMode;
 use crate::tls::{self, Vouched};
@@ -207,26 +208,22 @@ pub async fn tls(stream: TcpStream, endpoint: &Endpoint, connector: &Connector) 
     }
 }
 
-async fn handshake(
-    step: Step,
-    mut stream: TcpStream,
-    endpoint: &Endpoint,
-    connector: &Connector,
-) -> Step {
-    let host = endpoint.host.clone();
+/// What fails before a TLS handshake: what was found, what to do.
+type Refused = (String, &'static str);
+
+const NO_TLS_NEXT: &str =
+    "RDS and RDS Proxy always offer TLS: check that --port/--via point at the database";
+
+/// PostgreSQL's SSLRequest, answered `S`.
+async fn postgres_prelude(stream: &mut TcpStream) -> Result<(), Refused> {
     if let Err(err) = stream.write_all(&SSL_REQUEST).await {
-        return step.fail(
-            Kind::Network,
-            format!("the connection closed before TLS: {err}"),
-        );
+        return Err((format!("the connection closed before TLS: {err}"), ""));
     }
     let mut answer = [0u8; 1];
     match stream.read(&mut answer).await {
-        Ok(1) if answer[0] == b'S' => {}
+        Ok(1) if answer[0] == b'S' => Ok(()),
         Ok(1) if answer[0] == b'N' => {
-            return step.fail(Kind::Network, "the server does not offer TLS").then(
-                "RDS and RDS Proxy always offer TLS: check that --port/--via point at the database",
-            );
+            Err(("the server does not offer TLS".to_owned(), NO_TLS_NEXT))
         }
         other => {
             let what = match other {
@@ -234,10 +231,50 @@ async fn handshake(
                 Ok(_) => "closed the connection at the TLS request".to_owned(),
                 Err(err) => format!("failed at the TLS request: {err}"),
             };
-            return step
-                .fail(Kind::Network, format!("the server {what}: not PostgreSQL?"))
-                .then("check that --port/--via point at the database (for a MySQL endpoint use its own client)");
+            Err((
+                format!("the server {what}: not PostgreSQL?"),
+                "check that --port/--via point at the database (`--engine mysql` for a MySQL --host target)",
+            ))
         }
+    }
+}
+
+/// MySQL's greeting, then an SSLRequest if the server offers TLS.
+async fn mysql_prelude(stream: &mut TcpStream) -> Result<(), Refused> {
+    match crate::mysql::wire::request_tls(stream).await {
+        Ok(greeting) if greeting.offers_tls() => Ok(()),
+        Ok(greeting) => Err((
+            format!("the server (MySQL {}) does not offer TLS", greeting.version),
+            NO_TLS_NEXT,
+        )),
+        Err(err) => Err((
+            format!(
+                "the server did not greet as MySQL: {}",
+                crate::mysql::wire::describe(&err)
+            ),
+            "check that --port/--via point at the database (`--engine postgres` for a PostgreSQL --host target)",
+        )),
+    }
+}
+
+async fn handshake(
+    step: Step,
+    mut stream: TcpStream,
+    endpoint: &Endpoint,
+    connector: &Connector,
+) -> Step {
+    let host = endpoint.host.clone();
+    let prelude = match endpoint.family {
+        Engine::Postgres => postgres_prelude(&mut stream).await,
+        Engine::Mysql => mysql_prelude(&mut stream).await,
+    };
+    if let Err((found, next)) = prelude {
+        let step = step.fail(Kind::Network, found);
+        return if next.is_empty() {
+            step
+        } else {
+            step.then(next)
+        };
     }
     // Encrypt without verifying, so the chain can be examined (and reported
     // when untrusted); then verify it exactly as a connection would.

@@ -316,13 +316,16 @@ fn describe(
         parts.push(id.clone());
     }
     let summary = parts.join(", ");
-    let postgres = is_postgres(&engine) || endpoint.engine.is_none();
-    found.postgres = Some(postgres);
-    if !postgres {
+    // PostgreSQL and MySQL/MariaDB have IAM logins here; others do not.
+    let served = is_postgres(&engine)
+        || endpoint.engine.is_none()
+        || crate::engine::Engine::from_api(&engine) == Some(crate::engine::Engine::Mysql);
+    found.postgres = Some(served);
+    if !served {
         return step
-            .fail(Kind::Aws, format!("{summary}: not PostgreSQL"))
+            .fail(Kind::Aws, format!("{summary}: neither PostgreSQL nor MySQL"))
             .then(format!(
-                "rdsiam speaks PostgreSQL only; for {engine} use its own client with `aws rds generate-db-auth-token`, or pick a PostgreSQL target (`rdsiam list`)"
+                "rdsiam speaks PostgreSQL and MySQL/MariaDB; for {engine} use its own client with `aws rds generate-db-auth-token`, or pick another target (`rdsiam list`)"
             ));
     }
     if endpoint.iam == Some(false) {

@@ -230,7 +230,27 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// A MySQL proxy (engine family `MYSQL`), otherwise as [`Proxy::new`].
+    pub fn mysql(name: &str) -> Proxy {
+        Proxy {
+            engine_family: "MYSQL".to_string(),
+            ..Proxy::new(name)
+        }
+    }
+}
+
 impl Cluster {
+    /// An available Aurora MySQL cluster on 3306 with IAM auth on.
+    pub fn aurora_mysql(id: &str) -> Cluster {
+        Cluster {
+            port: 3306,
+            engine: "aurora-mysql".to_string(),
+            engine_version: "8.0.mysql_aurora.3.08.0".to_string(),
+            ..Cluster::new(id)
+        }
+    }
+
     /// An available Aurora PostgreSQL cluster on 5432 with IAM auth on.
     pub fn new(id: &str) -> Cluster {
         let id = id.to_ascii_lowercase();
@@ -264,6 +284,26 @@ impl Instance {
             resource_id: format!("db-{}", stable_hex(&id, 26).to_ascii_uppercase()),
             cluster_id: None,
             id,
+        }
+    }
+
+    /// An available RDS for MariaDB instance on 3306 with IAM auth on.
+    pub fn mariadb(id: &str) -> Instance {
+        Instance {
+            port: 3306,
+            engine: "mariadb".to_string(),
+            engine_version: "10.11.9".to_string(),
+            ..Instance::new(id)
+        }
+    }
+
+    /// An available RDS for MySQL instance on 3306 with IAM auth on.
+    pub fn mysql(id: &str) -> Instance {
+        Instance {
+            port: 3306,
+            engine: "mysql".to_string(),
+            engine_version: "8.0.39".to_string(),
+            ..Instance::new(id)
         }
     }
 
@@ -324,6 +364,22 @@ impl Inventory {
             instances: vec![writer, legacy],
             ..Inventory::default()
         }
+    }
+
+    /// The MySQL half beside what is there: proxy `MySqlProxy` (engine family MYSQL) in front
+    /// of Aurora MySQL cluster `ordersmysql` (writer `ordersmysql-writer`), and a stand-alone
+    /// MariaDB instance `mariadb-reporting`, all with IAM on.
+    pub fn with_mysql(mut self) -> Inventory {
+        let cluster = Cluster::aurora_mysql("ordersmysql");
+        let writer = Instance::in_cluster("ordersmysql-writer", &cluster);
+        self.proxies.push(Proxy {
+            targets: vec![cluster.id.clone()],
+            ..Proxy::mysql("MySqlProxy")
+        });
+        self.clusters.push(cluster);
+        self.instances.push(writer);
+        self.instances.push(Instance::mariadb("mariadb-reporting"));
+        self
     }
 
     /// Adds `n` proxies, `n` clusters and `n` instances named `orders-proxy-000`…,

@@ -33,6 +33,7 @@ use crate::gate::cluster::WriterGuard;
 use crate::gate::{
     Cluster, Failover, FailoverTimes, Gate, TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_KEY,
 };
+use crate::mariadb::MariaDb;
 use crate::pg::Postgres;
 use crate::rdsapi::{Inventory, RdsApi};
 
@@ -53,6 +54,8 @@ pub struct Sandbox {
     api: RdsApi,
     /// The writer, a hot-standby reader and the gate in front (issue 19: `failover`).
     cluster: Cluster,
+    /// The MySQL world (`rdsiam-sandbox --mysql`): a MariaDB playing `MySqlProxy`.
+    mariadb: Option<MariaDb>,
     inventory: Inventory,
     accepted_hosts: Vec<String>,
     bin_dir: Option<PathBuf>,
@@ -74,6 +77,15 @@ impl Sandbox {
     /// Starts everything. `bin_dir` (the dir holding the built `rdsiam`) goes first on the
     /// commands' `PATH`. On error, whatever had started is stopped and removed again.
     pub fn start(bin_dir: Option<PathBuf>) -> Result<Sandbox> {
+        Sandbox::start_with(bin_dir, false)
+    }
+
+    /// With `mysql`, also the MySQL world: a throwaway MariaDB (its IAM users checked by the
+    /// server, see [`MariaDb`]; needs root) with the same CA, the RDS API listing `MySqlProxy`,
+    /// the Aurora MySQL cluster `ordersmysql` and a MariaDB instance beside the article's
+    /// PostgreSQL ones, and `RDSIAM_VIA` pointing at the MariaDB, so
+    /// `rdsiam check --proxy MySqlProxy --user iamuserapp --dbname app` works as typed.
+    pub fn start_with(bin_dir: Option<PathBuf>, mysql: bool) -> Result<Sandbox> {
         // Made first, so the watchdog guards it while the slower parts start.
         let dir = tempfile::Builder::new()
             .prefix("rdsiam-sandbox-")
@@ -103,7 +115,19 @@ impl Sandbox {
         ca.write_ca(root.join("ca.pem"))?;
         let pg = Postgres::start_with_ca(ca.clone()).map_err(explain_pg_failure)?;
 
-        let inventory = Inventory::article();
+        let mariadb = if mysql {
+            Some(
+                MariaDb::start_with_ca(ca.clone())
+                    .context("starting the MariaDB for the MySQL world")?,
+            )
+        } else {
+            None
+        };
+        let inventory = if mysql {
+            Inventory::article().with_mysql()
+        } else {
+            Inventory::article()
+        };
         let accepted_hosts = iam_endpoint_hosts(&inventory);
         // The clusters' reader endpoints lead to the standby; everything else to the writer.
         let readers: Vec<String> = inventory
@@ -131,6 +155,7 @@ impl Sandbox {
         Ok(Sandbox {
             api,
             cluster,
+            mariadb,
             inventory,
             accepted_hosts,
             bin_dir,
@@ -167,6 +192,11 @@ impl Sandbox {
         &self.api
     }
 
+    /// The MariaDB of the MySQL world, if started.
+    pub fn mariadb(&self) -> Option<&MariaDb> {
+        self.mariadb.as_ref()
+    }
+
     pub fn inventory(&self) -> &Inventory {
         &self.inventory
     }
@@ -195,7 +225,13 @@ impl Sandbox {
             ),
             ("AWS_ENDPOINT_URL_RDS", s(&self.api.url())),
             ("AWS_ENDPOINT_URL_STS", s(&self.api.url())),
-            ("RDSIAM_VIA", s(&self.cluster.gate().addr().to_string())),
+            (
+                "RDSIAM_VIA",
+                s(&match &self.mariadb {
+                    Some(db) => format!("127.0.0.1:{}", db.port()),
+                    None => self.cluster.gate().addr().to_string(),
+                }),
+            ),
             // `scripts/sandbox failover` signals this process (SIGUSR1) to fail over.
             ("RDSIAM_SANDBOX_PID", s(&std::process::id().to_string())),
             // Never created: a named target in the user's real config must not leak in.

@@ -413,32 +413,32 @@ fn iam_auth_off_is_found_at_the_target_and_named_at_the_login() {
 }
 
 #[test]
-fn a_mysql_target_is_not_postgresql() {
+fn a_sql_server_target_is_not_served() {
     let env = Env::new();
-    // It listens (so the network step passes), but it is not PostgreSQL.
+    // It listens (so the network step passes), but it is neither PostgreSQL nor MySQL.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mysql = Instance {
-        engine: "mysql".to_owned(),
-        engine_version: "8.0.39".to_owned(),
+    let sqlserver = Instance {
+        engine: "sqlserver-ee".to_owned(),
+        engine_version: "16.00".to_owned(),
         address: "127.0.0.1".to_owned(),
         port,
-        ..Instance::new("shop-mysql")
+        ..Instance::new("shop-sqlserver")
     };
     let api = RdsApi::start(Inventory {
-        instances: vec![mysql],
+        instances: vec![sqlserver],
         ..Inventory::default()
     })
     .unwrap();
     let report = json(
-        &mut doctor(&env, &api, None, &["--instance", "shop-mysql"], "app"),
+        &mut doctor(&env, &api, None, &["--instance", "shop-sqlserver"], "app"),
         3,
     );
     let target = step(&report, "target");
     assert_eq!(target["status"], "fail");
-    assert!(text(&target["found"]).contains("mysql"), "{target:#}");
+    assert!(text(&target["found"]).contains("sqlserver"), "{target:#}");
     assert!(
-        text(&target["found"]).contains("not PostgreSQL"),
+        text(&target["found"]).contains("neither PostgreSQL nor MySQL"),
         "{target:#}"
     );
     assert_eq!(status(&report, "network"), "ok");

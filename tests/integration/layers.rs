@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["tap"],
     &["error"],
-    &["ca"],
+    &["ca", "engine"],
     &["tls"],
     &["config", "psqlargs"],
     &["cli"],
@@ -28,6 +28,7 @@ const LAYERS: &[&[&str]] = &[
     &["endpoint"],
     &["session"],
     &["connect", "pgenv"],
+    &["mysql"],
     &["repl", "doctor", "proxy"],
     &["commands"],
 ];

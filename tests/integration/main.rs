@@ -12,6 +12,8 @@ mod doctor;
 mod failover;
 mod hardening;
 mod layers;
+mod mysql;
+mod mysql_server;
 mod pool;
 mod proxy;
 mod proxy_security;

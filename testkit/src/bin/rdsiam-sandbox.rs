@@ -35,10 +35,13 @@ off — with static sandbox credentials that never touch your AWS configuration.
 With COMMAND: runs it there, removes everything and exits with its status.
 Without: prints the environment to export and waits until Ctrl-C.
 
+  --mysql         the MySQL world instead: a throwaway MariaDB (needs root) plays RDS Proxy
+                  `MySqlProxy` (user `iamuserapp`, database `app`); RDSIAM_VIA points at it
   -v, --verbose   say what started where, and how long it took (stderr)
   -h, --help      this help
 
-Example: scripts/sandbox rdsiam check --proxy PostgreSqlProxy --user iamuserapp --dbname app";
+Example: scripts/sandbox rdsiam check --proxy PostgreSqlProxy --user iamuserapp --dbname app
+         scripts/sandbox --mysql rdsiam check --proxy MySqlProxy --user iamuserapp --dbname app";
 
 /// How long a command may take to go after SIGTERM before it is killed.
 const TERM_GRACE: Duration = Duration::from_secs(10);
@@ -50,6 +53,7 @@ fn main() {
 fn run() -> i32 {
     let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let mut verbose = false;
+    let mut mysql = false;
     while let Some(first) = args.first().and_then(|a| a.to_str()) {
         match first {
             "--" => {
@@ -62,6 +66,10 @@ fn run() -> i32 {
             }
             "-v" | "--verbose" => {
                 verbose = true;
+                args.remove(0);
+            }
+            "--mysql" => {
+                mysql = true;
                 args.remove(0);
             }
             s if s.starts_with('-') => {
@@ -82,7 +90,7 @@ fn run() -> i32 {
             return 1;
         }
     };
-    rt.block_on(main_async(args, verbose))
+    rt.block_on(main_async(args, verbose, mysql))
 }
 
 /// The signals the sandbox handles. Installing tokio's handlers replaces the default action
@@ -113,7 +121,7 @@ impl Signals {
     }
 }
 
-async fn main_async(args: Vec<OsString>, verbose: bool) -> i32 {
+async fn main_async(args: Vec<OsString>, verbose: bool, mysql: bool) -> i32 {
     let mut signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
@@ -132,7 +140,7 @@ async fn main_async(args: Vec<OsString>, verbose: bool) -> i32 {
     let t0 = Instant::now();
     // Start-up blocks for a second or two (initdb, pg_ctl): on the blocking pool, so a signal
     // arriving meanwhile is noticed and the sandbox is stopped right after it is up.
-    let mut starting = tokio::task::spawn_blocking(move || Sandbox::start(bin_dir));
+    let mut starting = tokio::task::spawn_blocking(move || Sandbox::start_with(bin_dir, mysql));
     let mut early_signal = None;
     let started = loop {
         tokio::select! {
