@@ -418,8 +418,6 @@ pub(crate) async fn resolve(planned: Planned, bare: bool) -> Result<Upstream> {
         target.selector = bare_selector(name, &target).await?;
     }
     let resolved = Resolved::load(&target).await?;
-    // The proxy speaks PostgreSQL only (issue 22's MySQL side is not built yet).
-    resolved.require(crate::engine::Engine::Postgres, "proxy")?;
     let display = name.unwrap_or_else(|| resolved.endpoint.name.clone());
     Upstream::new(
         display,
@@ -497,6 +495,9 @@ fn ready_line(up: &Upstream, listener: &Listener) -> String {
         },
         Listen::Unix(..) => host.clone(),
     };
+    if up.resolved.endpoint.family == crate::engine::Engine::Mysql {
+        return mysql_ready_line(up, listener, &connect_host, port);
+    }
     let mut conninfo = format!("host={connect_host} port={port}");
     if let Some(user) = &up.pinned_user {
         conninfo.push_str(&format!(" user={}", conninfo_value(user)));
@@ -513,6 +514,33 @@ fn ready_line(up: &Upstream, listener: &Listener) -> String {
     };
     format!(
         "rdsiam proxy: ready on {at} for {} ({}); connect with: psql \"{conninfo}\"",
+        up.name,
+        up.at()
+    )
+}
+
+/// The ready line for a MySQL target: the `mysql` command that connects.
+fn mysql_ready_line(up: &Upstream, listener: &Listener, host: &str, port: u16) -> String {
+    use crate::output::shell_quote;
+    let (at, how) = match &listener.listen {
+        Listen::Tcp(_) => (
+            format!("{}:{port}", listener.host_port().0),
+            format!("--protocol=TCP -h {host} -P {port}"),
+        ),
+        Listen::Unix(_, path) => (
+            path.display().to_string(),
+            format!("-S {}", shell_quote(&path.to_string_lossy())),
+        ),
+    };
+    let mut command = format!("mysql {how}");
+    if let Some(user) = &up.pinned_user {
+        command.push_str(&format!(" -u {}", shell_quote(user)));
+    }
+    if let Some(db) = &up.resolved.target.dbname {
+        command.push_str(&format!(" {}", shell_quote(db)));
+    }
+    format!(
+        "rdsiam proxy: ready on {at} for {} ({}); connect with: {command}",
         up.name,
         up.at()
     )
@@ -597,7 +625,7 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
             });
         }
         if let Some(dir) = &plan.unix_dir {
-            let (l, path) = proxy::bind_unix(dir, port)?;
+            let (l, path) = proxy::bind_unix(dir, port, upstreams[i].resolved.endpoint.family)?;
             listeners.push(Listener {
                 listen: Listen::Unix(l, path),
                 target: i,

@@ -25,6 +25,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::child::{From, Interrupts};
 use crate::cli::{LogFormat, PsqlArgs, RunArgs};
+use crate::engine::Engine;
 use crate::error::{Failure, Kind};
 use crate::pgenv;
 use crate::proxy::limits::Limits;
@@ -35,6 +36,8 @@ use super::proxy::{planned, proxy_runtime, resolve};
 
 /// The port in the socket's name (`.s.PGSQL.5432`); no TCP port is opened.
 const PORT: u16 = 5432;
+/// The same for a MySQL target (`mysql-3306.sock`).
+const MYSQL_PORT: u16 = 3306;
 /// Logins per second for one command: RDS's own cap is 200/s.
 const RATE: u32 = 100;
 
@@ -91,7 +94,8 @@ async fn supervise(
     };
     PrivateDir::remove_stale();
     let dir = PrivateDir::new()?;
-    let (listener, socket) = proxy::bind_unix(dir.path(), PORT)?;
+    let engine = up.resolved.endpoint.family;
+    let (listener, socket) = proxy::bind_unix(dir.path(), port(engine), engine)?;
     let shared = Arc::new(
         Shared::new(
             Limits::new(args.max_connections as usize, RATE),
@@ -119,7 +123,11 @@ async fn supervise(
     let mut command = tokio::process::Command::new(program);
     command.args(&args.command[1..]);
     crate::child::die_with_us(&mut command);
-    for (name, value) in environment(&up, dir.path()) {
+    let env = match engine {
+        Engine::Postgres => environment(&up, dir.path()),
+        Engine::Mysql => mysql_environment(&up, dir.path())?,
+    };
+    for (name, value) in env {
         match value {
             Some(value) => command.env(name, value),
             None => command.env_remove(name),
@@ -179,6 +187,74 @@ async fn supervise(
         (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(1),
         (None, None) => 1,
     })
+}
+
+/// The port in the socket's name; no TCP port is opened.
+fn port(engine: Engine) -> u16 {
+    match engine {
+        Engine::Postgres => PORT,
+        Engine::Mysql => MYSQL_PORT,
+    }
+}
+
+/// What the `mysql`/`mariadb` client, `mysqldump` and drivers read, for a
+/// MySQL target: the socket and port variables, a `mysql://` DATABASE_URL,
+/// and, since Debian's /etc/mysql/my.cnf sets `socket=` (which beats
+/// `MYSQL_UNIX_PORT`) and a client given no user sends the login name,
+/// `MYSQL_HOME/my.cnf` with the socket and user (read after /etc's). No
+/// password anywhere: the proxy logs in upstream with the token.
+fn mysql_environment(up: &Upstream, dir: &Path) -> Result<Vec<(&'static str, Option<String>)>> {
+    let socket = dir.join(proxy::socket_name(Engine::Mysql, MYSQL_PORT));
+    let socket_text = socket.to_string_lossy().into_owned();
+    let mut cnf = format!("[client]\nsocket={}\n", option_value(&socket_text));
+    if let Some(user) = &up.pinned_user {
+        cnf.push_str(&format!("user={}\n", option_value(user)));
+    }
+    if let Some(db) = &up.resolved.target.dbname {
+        cnf.push_str(&format!("[mysql]\ndatabase={}\n", option_value(db)));
+    }
+    std::fs::write(dir.join("my.cnf"), cnf).map_err(|err| {
+        Failure::new(
+            Kind::Other,
+            format!("cannot write {}: {err}", dir.join("my.cnf").display()),
+        )
+        .hint("set TMPDIR to a directory you can write")
+    })?;
+    let mut env: Vec<(&'static str, Option<String>)> = vec![
+        ("MYSQL_PWD", None),
+        ("MYSQL_HOST", Some("localhost".to_owned())),
+        ("MYSQL_UNIX_PORT", Some(socket_text.clone())),
+        ("MYSQL_TCP_PORT", Some(MYSQL_PORT.to_string())),
+        ("MYSQL_HOME", Some(dir.to_string_lossy().into_owned())),
+    ];
+    if std::env::var_os("DATABASE_URL").is_none() {
+        let enc = |v: &str| utf8_percent_encode(v, NON_ALPHANUMERIC).to_string();
+        let user = up
+            .pinned_user
+            .as_deref()
+            .map(|u| format!("{}@", enc(u)))
+            .unwrap_or_default();
+        let db = up
+            .resolved
+            .target
+            .dbname
+            .as_deref()
+            .map(enc)
+            .unwrap_or_default();
+        env.push((
+            "DATABASE_URL",
+            Some(format!(
+                "mysql://{user}localhost:{MYSQL_PORT}/{db}?socket={}",
+                enc(&socket_text)
+            )),
+        ));
+    }
+    Ok(env)
+}
+
+/// An option file value, quoted so spaces, `#` and quotes survive.
+fn option_value(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// COMMAND's libpq variables: set (`Some`) or removed (`None`).

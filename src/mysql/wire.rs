@@ -30,6 +30,34 @@ const SECURE_CONNECTION: u32 = 1 << 15;
 const PLUGIN_AUTH: u32 = 1 << 19;
 const CONNECT_ATTRS: u32 = 1 << 20;
 const PLUGIN_AUTH_LENENC_DATA: u32 = 1 << 21;
+const CONNECT_WITH_DB: u32 = 1 << 3;
+const COMPRESS: u32 = 1 << 5;
+
+/// What the proxy offers its local clients: what every MySQL since 5.7,
+/// MariaDB since 10.2 and RDS Proxy speak after the login, so the session
+/// the client thinks it has is the one upstream. No TLS (the local hop is
+/// plain, like PostgreSQL's), no compression (we relay bytes as they are).
+pub const PROXY_CAPS: u32 = LONG_PASSWORD
+    | 1 << 1 // FOUND_ROWS
+    | LONG_FLAG
+    | CONNECT_WITH_DB
+    | 1 << 4 // NO_SCHEMA
+    | 1 << 6 // ODBC
+    | 1 << 7 // LOCAL_FILES
+    | 1 << 8 // IGNORE_SPACE
+    | PROTOCOL_41
+    | 1 << 10 // INTERACTIVE
+    | 1 << 12 // IGNORE_SIGPIPE
+    | TRANSACTIONS
+    | SECURE_CONNECTION
+    | 1 << 16 // MULTI_STATEMENTS
+    | 1 << 17 // MULTI_RESULTS
+    | 1 << 18 // PS_MULTI_RESULTS
+    | PLUGIN_AUTH
+    | CONNECT_ATTRS
+    | PLUGIN_AUTH_LENENC_DATA
+    | 1 << 23 // SESSION_TRACK
+    | 1 << 24; // DEPRECATE_EOF
 
 /// utf8mb4_general_ci: every server since 5.5.3 knows it.
 const CHARSET: u8 = 45;
@@ -76,7 +104,7 @@ impl From<std::io::Error> for WireError {
     }
 }
 
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Framing: 3-byte little-endian length, sequence number, payload.
@@ -295,10 +323,131 @@ fn ssl_request(caps: u32) -> Vec<u8> {
     head
 }
 
+/// A proxied client's handshake response, as far as the proxy carries it
+/// (its password, if any, is ignored: the local hop has none).
+#[derive(Debug)]
+pub struct Hello {
+    pub caps: u32,
+    pub charset: u8,
+    pub user: String,
+    pub db: Option<String>,
+    /// The connection attributes' key-value block, as sent.
+    pub attrs: Vec<u8>,
+}
+
+/// Parse a client's HandshakeResponse41; `Ok(None)` for an SSLRequest
+/// (the client wants TLS, which the local hop does not offer).
+pub fn parse_hello(payload: &[u8]) -> Result<Option<Hello>, WireError> {
+    let mut c = Cursor { data: payload };
+    let caps = c.u32()?;
+    if caps & PROTOCOL_41 == 0 {
+        return Err(WireError::Protocol(
+            "a pre-4.1 handshake (the client is too old)".into(),
+        ));
+    }
+    c.u32()?; // max packet
+    let charset = c.u8()?;
+    c.take(23)?;
+    if c.data.is_empty() && caps & SSL != 0 {
+        return Ok(None);
+    }
+    let user = String::from_utf8_lossy(c.nul_str()?).into_owned();
+    if caps & PLUGIN_AUTH_LENENC_DATA != 0 {
+        c.lenenc_str()?;
+    } else if caps & SECURE_CONNECTION != 0 {
+        let n = c.u8()?;
+        c.take(usize::from(n))?;
+    } else {
+        c.nul_str()?;
+    }
+    let db = if caps & CONNECT_WITH_DB != 0 && !c.data.is_empty() {
+        Some(String::from_utf8_lossy(c.nul_str()?).into_owned()).filter(|d| !d.is_empty())
+    } else {
+        None
+    };
+    if caps & PLUGIN_AUTH != 0 && !c.data.is_empty() {
+        c.nul_str()?;
+    }
+    let attrs = if caps & CONNECT_ATTRS != 0 && !c.data.is_empty() {
+        c.lenenc_str()?.unwrap_or_default().to_vec()
+    } else {
+        Vec::new()
+    };
+    Ok(Some(Hello {
+        caps,
+        charset,
+        user,
+        db,
+        attrs,
+    }))
+}
+
+/// The greeting the proxy sends a local client: `version` (the server's
+/// when known), [`PROXY_CAPS`], and `mysql_native_password` with a fresh
+/// scramble, which a client without a password answers with nothing.
+pub fn client_greeting(version: &str, id: u32, scramble: &[u8; 20]) -> Vec<u8> {
+    let mut g = vec![10];
+    g.extend_from_slice(version.as_bytes());
+    g.push(0);
+    g.extend_from_slice(&id.to_le_bytes());
+    g.extend_from_slice(&scramble[..8]);
+    g.push(0);
+    g.extend_from_slice(&(PROXY_CAPS as u16).to_le_bytes());
+    g.push(CHARSET);
+    g.extend_from_slice(&2u16.to_le_bytes()); // autocommit
+    g.extend_from_slice(&((PROXY_CAPS >> 16) as u16).to_le_bytes());
+    g.push(21);
+    g.extend_from_slice(&[0; 10]);
+    g.extend_from_slice(&scramble[8..]);
+    g.push(0);
+    g.extend_from_slice(b"mysql_native_password\0");
+    g
+}
+
+/// An ERR packet's payload.
+pub fn error_payload(code: u16, state: &str, message: &str) -> Vec<u8> {
+    let mut e = vec![0xFF];
+    e.extend_from_slice(&code.to_le_bytes());
+    e.push(b'#');
+    e.extend_from_slice(state.as_bytes());
+    e.extend_from_slice(message.as_bytes());
+    e
+}
+
+/// One packet on the wire: length, sequence number, payload.
+pub fn frame(seq: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 4);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes()[..3]);
+    out.push(seq);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Read one packet of at most `max` bytes from a client: (sequence, payload).
+pub async fn read_packet<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    max: usize,
+) -> Result<(u8, Vec<u8>), WireError> {
+    let mut head = [0u8; 4];
+    stream.read_exact(&mut head).await?;
+    let len = u32::from_le_bytes([head[0], head[1], head[2], 0]) as usize;
+    if len > max {
+        return Err(WireError::Protocol(format!(
+            "a {len}-byte handshake (at most {max})"
+        )));
+    }
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await?;
+    Ok((head[3], payload))
+}
+
 /// A logged-in session.
 pub struct Session {
     packets: Packets<Box<dyn Stream>>,
     pub greeting: Greeting,
+    /// The server's OK to the login (status, session state): what a proxied
+    /// client is told.
+    pub ok: Vec<u8>,
     /// What TLS negotiated, from our side: `TLSv1.3`, the cipher suite.
     pub tls_version: String,
     pub tls_cipher: String,
@@ -371,6 +520,11 @@ impl Session {
         }
     }
 
+    /// The TLS stream, for a relay: between commands, so nothing is buffered.
+    pub fn into_stream(self) -> Box<dyn Stream> {
+        self.packets.stream
+    }
+
     /// COM_QUIT, best effort.
     pub async fn quit(mut self) {
         self.packets.seq = 0;
@@ -380,7 +534,29 @@ impl Session {
 }
 
 /// Where a login stands, for the timeout message.
-pub type Stage = std::rc::Rc<std::cell::Cell<&'static str>>;
+#[derive(Clone, Default)]
+pub struct Stage(Arc<std::sync::Mutex<&'static str>>);
+
+impl Stage {
+    pub fn set(&self, what: &'static str) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = what;
+    }
+
+    pub fn get(&self) -> &'static str {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How to log in: as the target's user with a token minted now (`check`,
+/// `doctor`), or as the proxy says, carrying its client's handshake.
+#[derive(Default)]
+pub struct Login<'a> {
+    /// The user and the token for it; `None`: the target's, minted now.
+    pub as_user: Option<(&'a str, &'a str)>,
+    /// The client's capabilities (within [`PROXY_CAPS`]), character set and
+    /// connection attributes (the raw key-value block).
+    pub client: Option<(u32, u8, &'a [u8])>,
+}
 
 /// Connect, upgrade to TLS and log in as the target's user with a token
 /// minted now, within the connector's timeout. Failures carry the
@@ -392,7 +568,8 @@ pub async fn connect(
 ) -> Result<Session> {
     let stage: Stage = Default::default();
     stage.set("connecting to");
-    let attempt = login(connector, resolved, dbname, stage.clone());
+    let how = Login::default();
+    let attempt = login(connector, resolved, dbname, &how, stage.clone());
     match tokio::time::timeout(connector.timeout, attempt).await {
         Ok(result) => result,
         Err(_) => {
@@ -411,16 +588,21 @@ pub async fn connect(
     }
 }
 
-async fn login(
+/// Connect, TLS and log in per `how`, unbounded: the caller bounds it.
+pub async fn login(
     connector: &Connector,
     resolved: &Resolved,
     dbname: Option<&str>,
+    how: &Login<'_>,
     stage: Stage,
 ) -> Result<Session> {
     let endpoint = &resolved.endpoint;
     let tcp = connector.tcp(&endpoint.host, endpoint.port).await?;
     stage.set("waiting for the MySQL greeting from");
-    let wire = |err: WireError| classify(connector, resolved, dbname, err);
+    let login_user = how
+        .as_user
+        .map_or(resolved.target.user.as_str(), |(u, _)| u);
+    let wire = |err: WireError| classify(connector, resolved, login_user, dbname, err);
     let mut plain = Packets {
         stream: tcp,
         seq: 0,
@@ -448,20 +630,44 @@ async fn login(
         .hint("IAM logins need MySQL 5.6 or later, or MariaDB 10.2 or later")
         .into());
     }
-    let caps = LONG_PASSWORD
+    let ours = LONG_PASSWORD
         | LONG_FLAG
         | PROTOCOL_41
         | SSL
         | TRANSACTIONS
         | SECURE_CONNECTION
         | PLUGIN_AUTH
-        | PLUGIN_AUTH_LENENC_DATA
-        | (greeting.capabilities & CONNECT_ATTRS);
+        | PLUGIN_AUTH_LENENC_DATA;
+    let (caps, charset) = match how.client {
+        None => (ours | (greeting.capabilities & CONNECT_ATTRS), CHARSET),
+        // A proxied client: its capabilities, as far as the server has them.
+        Some((client, charset, _)) => {
+            // Only what changes the protocol after the login must match.
+            let after_login = PROTOCOL_41
+                | 1 << 16 // MULTI_STATEMENTS
+                | 1 << 17 // MULTI_RESULTS
+                | 1 << 18 // PS_MULTI_RESULTS
+                | 1 << 23 // SESSION_TRACK
+                | 1 << 24; // DEPRECATE_EOF
+            let missing = client & !greeting.capabilities & after_login;
+            if missing != 0 {
+                return Err(Failure::network(format!(
+                    "the server at {}:{} (MySQL {}) lacks capabilities the client was offered (flags {missing:#x})",
+                    endpoint.host, endpoint.port, greeting.version
+                ))
+                .hint("the server is older than MySQL 5.7 / MariaDB 10.2: connect to it directly")
+                .into());
+            }
+            let carried = client & greeting.capabilities & !(CONNECT_WITH_DB | COMPRESS);
+            (ours | carried, charset)
+        }
+    };
     // No CONNECT_WITH_DB: MariaDB servers (10.11 at least) look for the
     // database two bytes early when the auth data's length takes three bytes,
     // as a token's always does, and answer "Bad handshake". COM_INIT_DB after
     // the login names it instead (one more round trip, every server).
-    let head = ssl_request(caps);
+    let mut head = ssl_request(caps);
+    head[8] = charset;
     plain.write(&head).await.map_err(wire)?;
     let seq = plain.seq;
 
@@ -494,11 +700,21 @@ async fn login(
     };
 
     stage.set("waiting for the login at");
-    let token = resolved.mint_renewed().await?;
-    let mut secret = token.value.expose().as_bytes().to_vec();
+    let minted;
+    let (user, token) = match how.as_user {
+        Some((user, token)) => (user, token),
+        None => {
+            minted = resolved.mint_renewed().await?;
+            (
+                resolved.target.user.as_str(),
+                minted.value.expose().as_str(),
+            )
+        }
+    };
+    let mut secret = token.as_bytes().to_vec();
     secret.push(0);
     let mut out = head;
-    out.extend_from_slice(resolved.target.user.as_bytes());
+    out.extend_from_slice(user.as_bytes());
     out.push(0);
     put_lenenc(&mut out, secret.len());
     out.extend_from_slice(&secret);
@@ -506,11 +722,16 @@ async fn login(
     out.push(0);
     if caps & CONNECT_ATTRS != 0 {
         let mut attrs = Vec::new();
-        for (k, v) in [("program_name", "rdsiam"), ("_client_name", "rdsiam")] {
-            put_lenenc(&mut attrs, k.len());
-            attrs.extend_from_slice(k.as_bytes());
-            put_lenenc(&mut attrs, v.len());
-            attrs.extend_from_slice(v.as_bytes());
+        match how.client {
+            Some((_, _, theirs)) => attrs.extend_from_slice(theirs),
+            None => {
+                for (k, v) in [("program_name", "rdsiam"), ("_client_name", "rdsiam")] {
+                    put_lenenc(&mut attrs, k.len());
+                    attrs.extend_from_slice(k.as_bytes());
+                    put_lenenc(&mut attrs, v.len());
+                    attrs.extend_from_slice(v.as_bytes());
+                }
+            }
         }
         put_lenenc(&mut out, attrs.len());
         out.extend_from_slice(&attrs);
@@ -519,10 +740,10 @@ async fn login(
     // Wipe our copies of the token once sent.
     out.fill(0);
     secret.fill(0);
-    loop {
+    let ok = loop {
         let reply = packets.read().await.map_err(wire)?;
         match reply.first() {
-            Some(0x00) => break,
+            Some(0x00) => break reply,
             Some(0xFF) => return Err(wire(server_error(&reply))),
             // Auth switch: the server wants the password for another plugin.
             Some(0xFE) => {
@@ -531,7 +752,7 @@ async fn login(
                 if plugin != CLEAR_PASSWORD {
                     return Err(not_iam_user(resolved, &plugin).into());
                 }
-                let mut again = token.value.expose().as_bytes().to_vec();
+                let mut again = token.as_bytes().to_vec();
                 again.push(0);
                 packets.write(&again).await.map_err(wire)?;
                 again.fill(0);
@@ -540,7 +761,7 @@ async fn login(
                 return Err(not_iam_user(resolved, "an unknown plugin").into());
             }
         }
-    }
+    };
     if let Some(db) = dbname {
         packets.seq = 0;
         let mut init = vec![COM_INIT_DB];
@@ -554,6 +775,7 @@ async fn login(
     Ok(Session {
         packets,
         greeting,
+        ok,
         tls_version,
         tls_cipher,
     })
@@ -579,11 +801,11 @@ fn not_iam_user(resolved: &Resolved, plugin: &str) -> Failure {
 fn classify(
     connector: &Connector,
     resolved: &Resolved,
+    user: &str,
     dbname: Option<&str>,
     err: WireError,
 ) -> anyhow::Error {
     let endpoint = &resolved.endpoint;
-    let user = &resolved.target.user;
     match err {
         WireError::Server(e) => {
             let base = format!("{} (ERROR {}, SQLSTATE {})", e.message, e.code, e.state);

@@ -29,7 +29,7 @@ pub const STARTUP_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Relay buffer per direction. Small enough that an idle connection stays
 /// well under 64 KiB with TLS state, large enough for full-speed COPY.
-const RELAY_BUFFER: usize = 8 * 1024;
+pub(super) const RELAY_BUFFER: usize = 8 * 1024;
 
 /// The answer when too many clients have yet to send a startup packet.
 pub fn too_many_pending() -> ErrorReply {
@@ -170,7 +170,13 @@ where
     let _ = tokio::time::timeout(Duration::from_secs(2), tell).await;
 }
 
-fn log_refused(shared: &Shared, peer: &str, uid: Option<u32>, reason: &str, message: &str) {
+pub(super) fn log_refused(
+    shared: &Shared,
+    peer: &str,
+    uid: Option<u32>,
+    reason: &str,
+    message: &str,
+) {
     let mut fields = vec![("client", Value::Str(peer))];
     if let Some(uid) = uid {
         fields.push(("uid", Value::Num(u64::from(uid))));
@@ -440,13 +446,13 @@ fn pooled_key<'a>(
 }
 
 /// A stream that counts the bytes written to it.
-struct Counted<S> {
+pub(super) struct Counted<S> {
     inner: S,
-    written: u64,
+    pub(super) written: u64,
 }
 
 impl<S> Counted<S> {
-    fn new(inner: S) -> Counted<S> {
+    pub(super) fn new(inner: S) -> Counted<S> {
         Counted { inner, written: 0 }
     }
 }
@@ -484,7 +490,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 }
 
 /// `value` as one shell word: bare when that is safe, else single-quoted.
-fn shell_arg(value: &str) -> String {
+pub(super) fn shell_arg(value: &str) -> String {
     if !value.is_empty()
         && value
             .chars()

@@ -19,6 +19,7 @@ pub mod http;
 pub mod limits;
 pub mod log;
 pub mod metrics;
+pub mod mysql_conn;
 pub mod pool;
 pub mod renew;
 #[cfg(target_os = "linux")]
@@ -41,6 +42,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::aws::Aws;
 use crate::connect::Connector;
+use crate::engine::Engine;
 use crate::error::Failure;
 use crate::session::Resolved;
 
@@ -79,6 +81,9 @@ pub struct Upstream {
     /// credentials themselves are bad: `/readiness` answers 503 until a
     /// login works again (issue 24).
     pub credentials_refused: std::sync::Mutex<Option<String>>,
+    /// A MySQL target's server version from its last greeting, for the
+    /// proxy's own greeting to local clients.
+    pub mysql_version: std::sync::Mutex<Option<String>>,
 }
 
 impl Upstream {
@@ -106,6 +111,7 @@ impl Upstream {
             failover_since: std::sync::Mutex::new(None),
             refusals: tokens::Refusals::default(),
             credentials_refused: std::sync::Mutex::new(None),
+            mysql_version: std::sync::Mutex::new(None),
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
             server_name,
             resolved,
@@ -445,7 +451,7 @@ pub async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener> {
 /// replacing a socket file nobody listens on any more. `dir` must be ours
 /// and closed to others: whoever can write it can swap our socket for
 /// theirs and read the sessions meant for the database (issue 24).
-pub fn bind_unix(dir: &Path, port: u16) -> Result<(UnixListener, PathBuf)> {
+pub fn bind_unix(dir: &Path, port: u16, engine: Engine) -> Result<(UnixListener, PathBuf)> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if std::fs::symlink_metadata(dir).is_err() {
         std::fs::DirBuilder::new()
@@ -460,7 +466,7 @@ pub fn bind_unix(dir: &Path, port: u16) -> Result<(UnixListener, PathBuf)> {
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
     check_socket_dir(dir)?;
-    let path = dir.join(format!(".s.PGSQL.{port}"));
+    let path = dir.join(socket_name(engine, port));
     if path.as_os_str().len() > 100 {
         return Err(Failure::usage(format!(
             "the socket path {} is too long for a unix socket",
@@ -518,6 +524,15 @@ pub fn bind_unix(dir: &Path, port: u16) -> Result<(UnixListener, PathBuf)> {
     })();
     let _ = std::fs::remove_dir_all(&staging);
     Ok((bound?, path))
+}
+
+/// The socket file's name: libpq's for PostgreSQL (`psql -h DIR -p PORT`
+/// finds it), `mysql-PORT.sock` for MySQL (`mysql -S DIR/mysql-PORT.sock`).
+pub fn socket_name(engine: Engine, port: u16) -> String {
+    match engine {
+        Engine::Postgres => format!(".s.PGSQL.{port}"),
+        Engine::Mysql => format!("mysql-{port}.sock"),
+    }
 }
 
 /// A fresh private directory inside `dir` to bind in.
@@ -633,20 +648,37 @@ pub async fn accept_loop(listener: Listener, up: Arc<Upstream>, shared: Arc<Shar
                     };
                     continue;
                 };
-                let task = match stream {
-                    Conn::Tcp(s) => shared.tracker.spawn(conn::handle(
+                let (up, shared) = (up.clone(), shared.clone());
+                let task = match (stream, up.resolved.endpoint.family) {
+                    (Conn::Tcp(s), Engine::Postgres) => shared.tracker.spawn(conn::handle(
                         s,
                         peer,
                         who,
-                        up.clone(),
+                        up,
                         shared.clone(),
                         pending,
                     )),
-                    Conn::Unix(s) => shared.tracker.spawn(conn::handle(
+                    (Conn::Unix(s), Engine::Postgres) => shared.tracker.spawn(conn::handle(
                         s,
                         peer,
                         who,
-                        up.clone(),
+                        up,
+                        shared.clone(),
+                        pending,
+                    )),
+                    (Conn::Tcp(s), Engine::Mysql) => shared.tracker.spawn(mysql_conn::handle(
+                        s,
+                        peer,
+                        who,
+                        up,
+                        shared.clone(),
+                        pending,
+                    )),
+                    (Conn::Unix(s), Engine::Mysql) => shared.tracker.spawn(mysql_conn::handle(
+                        s,
+                        peer,
+                        who,
+                        up,
                         shared.clone(),
                         pending,
                     )),

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use rdsiam_testkit::mariadb::{self, MariaDb};
 use rdsiam_testkit::rdsapi::{Inventory, RdsApi};
 
-use crate::support::{Env, REGION, expect, run};
+use crate::support::{Env, REGION, closed_port, expect, run};
 
 /// One server for the whole run (4 s to start).
 fn server() -> &'static MariaDb {
@@ -538,4 +538,150 @@ fn policy_names_the_mysql_proxy_resource() {
         )),
         "{out}"
     );
+}
+
+/// `rdsiam proxy` in front of the server: TCP and a unix socket.
+fn mysql_proxy(env: &Env, extra: &[&str]) -> (crate::proxy::Proxy, u16, PathBuf, u16) {
+    let (port, http) = (closed_port(), closed_port());
+    let dir = env.home().join("sock");
+    let mut cmd = at_server(env, "proxy", "iamuserapp");
+    cmd.args(["-d", "app", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--unix-socket")
+        .arg(&dir)
+        .arg("--http-address")
+        .arg(format!("127.0.0.1:{http}"))
+        .args(extra);
+    let proxy = crate::proxy::Proxy::start(cmd, 2);
+    (proxy, port, dir.join(format!("mysql-{port}.sock")), http)
+}
+
+/// The real `mariadb` client, no password, no TLS on the local hop.
+fn mariadb_client(args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("mariadb");
+    cmd.arg("--no-defaults").args(args).env_remove("MYSQL_PWD");
+    cmd
+}
+
+#[test]
+fn the_proxy_serves_the_real_client_over_tcp_and_its_socket_with_one_token() {
+    let env = Env::new();
+    let (proxy, port, socket, http) = mysql_proxy(&env, &[]);
+    assert!(
+        proxy.ready[0].contains(&format!(
+            "mysql --protocol=TCP -h 127.0.0.1 -P {port} -u 'iamuserapp' 'app'"
+        )),
+        "{:?}",
+        proxy.ready
+    );
+    let query = "select current_user(), database(), @@version like '%MariaDB%'";
+    let tcp = expect(
+        &mut mariadb_client(&[
+            "--protocol=TCP",
+            "-h",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+            "-u",
+            "iamuserapp",
+            "app",
+            "-N",
+            "-B",
+            "-e",
+            query,
+        ]),
+        0,
+    );
+    assert_eq!(tcp.stdout, "iamuserapp@%\tapp\t1\n", "{}", tcp.stderr);
+    // The socket; no user given (the client sends the login name): the
+    // proxy's pinned user it is. A multi-statement batch and a table round trip.
+    let sock = expect(
+        &mut mariadb_client(&[
+            "-S",
+            &socket.to_string_lossy(),
+            "app",
+            "-N",
+            "-B",
+            "-e",
+            "create table if not exists proxied (i int); insert into proxied values (7); \
+             select sum(i) > 0, current_user() from proxied; drop table proxied",
+        ]),
+        0,
+    );
+    assert_eq!(sock.stdout, "1\tiamuserapp@%\n", "{}", sock.stderr);
+    // One token for the user across both logins, each checked by the server.
+    let metrics = crate::proxy::http_get(http, "/metrics").1;
+    assert!(
+        metrics.contains("rdsiam_proxy_tokens_minted_total 1\n"),
+        "{metrics}"
+    );
+    assert!(server().verdicts().len() >= 2, "{:?}", server().verdicts());
+    let stderr = proxy.stderr();
+    assert!(!stderr.contains("X-Amz-Signature"), "{stderr}");
+}
+
+#[test]
+fn the_proxy_refuses_another_user_and_passes_on_the_servers_refusal() {
+    let env = Env::new();
+    let (_proxy, port, _, _) = mysql_proxy(&env, &[]);
+    let p = port.to_string();
+    let tcp = ["--protocol=TCP", "-h", "127.0.0.1", "-P", &p];
+    let mut cmd = mariadb_client(&tcp);
+    cmd.args(["-u", "someone_else", "-e", "select 1"]);
+    let other = run(&mut cmd);
+    assert_eq!(other.code, 1, "{}", other.stderr);
+    assert!(
+        other
+            .stderr
+            .contains("logs in only as `iamuserapp`, not `someone_else`"),
+        "{}",
+        other.stderr
+    );
+    // Signed for another region: the server's verifier refuses it.
+    let mut cmd = at(&env, "proxy", "iamuserapp", "localhost", "eu-west-1");
+    let wrong = closed_port();
+    cmd.args(["--listen", &format!("127.0.0.1:{wrong}")]);
+    let _wrong_proxy = crate::proxy::Proxy::start(cmd, 1);
+    let mut cmd = mariadb_client(&[
+        "--protocol=TCP",
+        "-h",
+        "127.0.0.1",
+        "-P",
+        &wrong.to_string(),
+        "-u",
+        "iamuserapp",
+        "-e",
+        "select 1",
+    ]);
+    let refused = run(&mut cmd);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("ERROR 1045"), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("rdsiam proxy: the database refused the IAM login"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
+fn run_gives_a_bare_client_and_mysqldump_the_target_with_no_flags() {
+    let env = Env::new();
+    let mut cmd = at_server(&env, "run", "iamuserapp");
+    cmd.args(["-d", "app", "--", "sh", "-c"]).arg(
+        "mariadb -N -B -e 'create table if not exists dumped (i int); select current_user(), database()' \
+         && mariadb-dump --skip-comments app dumped && mariadb -e 'drop table dumped' \
+         && echo \"$DATABASE_URL\" && cat \"$MYSQL_HOME/my.cnf\"",
+    );
+    let ok = expect(&mut cmd, 0);
+    let out = &ok.stdout;
+    assert!(out.starts_with("iamuserapp@%\tapp\n"), "{out}{}", ok.stderr);
+    assert!(out.contains("CREATE TABLE `dumped`"), "{out}");
+    assert!(
+        out.contains("mysql://iamuserapp@localhost:3306/app?socket=%2F"),
+        "{out}"
+    );
+    assert!(out.contains("user=\"iamuserapp\"\n"), "{out}");
+    assert!(!out.to_lowercase().contains("password"), "{out}");
 }
