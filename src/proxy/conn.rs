@@ -455,6 +455,10 @@ impl<S> Counted<S> {
     pub(super) fn new(inner: S) -> Counted<S> {
         Counted { inner, written: 0 }
     }
+
+    pub(super) fn inner(&self) -> &S {
+        &self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {

@@ -6,10 +6,12 @@
 //! until either side closes or the drain after SIGTERM runs out. The same
 //! admission, limits, token cache, metrics and log lines as PostgreSQL's.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::admit::Who;
@@ -234,7 +236,10 @@ where
         .observe(login_started.elapsed().as_secs_f64());
 
     let mut server = Counted::new(session.into_stream());
-    let mut client = Counted::new(client);
+    let mut client = Counted::new(QuitWatch {
+        inner: client,
+        quit: false,
+    });
     let relay = tokio::io::copy_bidirectional_with_sizes(
         &mut client,
         &mut server,
@@ -244,6 +249,9 @@ where
     let (outcome, reason) = tokio::select! {
         r = relay => match r {
             Ok(_) => (Outcome::Ok, None),
+            // After COM_QUIT servers just close (no TLS close_notify) and
+            // clients may reset: a clean end all the same.
+            Err(_) if client.inner().quit => (Outcome::Ok, None),
             Err(err) => (Outcome::Broken, Some(err.to_string())),
         },
         () = shared.hard_stop.cancelled() => {
@@ -391,5 +399,53 @@ fn with_hint(message: &str, hint: Option<&str>) -> String {
     match hint {
         Some(hint) => format!("{message} ({hint})"),
         None => message.to_owned(),
+    }
+}
+
+/// The client's side of the relay, noticing a COM_QUIT (sequence 0,
+/// command 0x01, alone in its packet) on its way to the server, or the
+/// client closing its end: what the server does after that is no fault.
+struct QuitWatch<S> {
+    inner: S,
+    quit: bool,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for QuitWatch<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) {
+            let read = &buf.filled()[before..];
+            if read.is_empty() {
+                // The client hung up (after COM_QUIT, or without one, as a
+                // driver closing its socket at exit does): its end is clean.
+                self.quit = true;
+            } else {
+                self.quit = read == [1, 0, 0, 0, 1];
+            }
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for QuitWatch<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -191,22 +191,23 @@ fn postgres_only_commands_refuse_mysql_targets_naming_rdsiam_mysql() {
 }
 
 #[test]
-fn proxy_and_run_refuse_mysql_targets_for_now() {
+fn run_gives_a_mysql_proxy_target_the_mysql_clients_variables() {
     let env = Env::new();
     let api = api();
-    let mut c = cmd(&env, &api, "run", &["--proxy", "MySqlProxy", "--", "true"]);
-    let run = expect(&mut c, 2);
-    assert!(run.stderr.contains("use rdsiam mysql"), "{}", run.stderr);
     let mut c = cmd(
         &env,
         &api,
-        "proxy",
-        &["--proxy", "MySqlProxy", "--listen", "127.0.0.1:0"],
+        "run",
+        &[
+            "--proxy",
+            "MySqlProxy",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$MYSQL_UNIX_PORT|$MYSQL_HOST|$MYSQL_TCP_PORT|${PGHOST:-}\"",
+        ],
     );
-    let run = expect(&mut c, 2);
-    assert!(
-        run.stderr.contains("serves PostgreSQL targets only"),
-        "{}",
-        run.stderr
-    );
+    let run = expect(&mut c, 0);
+    let line = run.stdout.trim();
+    assert!(line.ends_with("/mysql-3306.sock|localhost|3306|"), "{line}");
 }
