@@ -25,11 +25,8 @@ use aws_types::region::Region;
 
 use crate::error::Failure;
 
-// The settings come from target resolution (one layer down); re-exported
-// so `aws::AwsSettings` keeps working.
-pub use crate::target::{
-    AwsSettings, DEFAULT_API_TIMEOUT, ENDPOINT_VARS, PROFILE_VARS, REGION_VARS, env_var, first_env,
-};
+use crate::config::{ENDPOINT_VARS, REGION_VARS, env_var, first_env};
+pub use crate::target::AwsSettings;
 
 /// The most we read of one API answer: a Describe page of 100 resources is
 /// well under a megabyte; an endless body must not exhaust memory.

@@ -121,6 +121,16 @@ pub const REGION_VARS: &[&str] = &["AWS_REGION", "AWS_DEFAULT_REGION"];
 pub const PROFILE_VARS: &[&str] = &["AWS_PROFILE"];
 pub const ENDPOINT_VARS: &[&str] = &["AWS_ENDPOINT_URL_RDS", "AWS_ENDPOINT_URL"];
 
+/// A variable's value, treating empty as unset (as the SDK does).
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The first of `names` that is set, with its name.
+pub fn first_env(names: &[&'static str]) -> Option<(&'static str, String)> {
+    names.iter().find_map(|n| env_var(n).map(|v| (*n, v)))
+}
+
 macro_rules! key {
     ($field:ident, $name:literal, $env:expr, $sdk:literal, $role:ident, $about:literal) => {
         Key {

@@ -485,9 +485,38 @@ where
     }
 }
 
+/// The region in an RDS host name: `x.proxy-abc.us-east-1.rds.amazonaws.com`.
+pub fn host_region(host: &str) -> Option<&str> {
+    let labels: Vec<&str> = host.split('.').collect();
+    let rds = labels.iter().position(|l| l.eq_ignore_ascii_case("rds"))?;
+    if labels
+        .get(rds + 1)
+        .is_some_and(|l| l.eq_ignore_ascii_case("amazonaws"))
+        && rds > 0
+    {
+        Some(labels[rds - 1])
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn region_from_rds_host_names() {
+        assert_eq!(
+            host_region("postgresqlproxy.proxy-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com"),
+            Some("us-east-1")
+        );
+        assert_eq!(
+            host_region("db.cluster-ro-abc.cn-north-1.rds.amazonaws.com.cn"),
+            Some("cn-north-1")
+        );
+        assert_eq!(host_region("localhost"), None);
+        assert_eq!(host_region("rds.example.com"), None);
+    }
 
     fn proxy() -> Endpoint {
         Endpoint {

@@ -47,12 +47,37 @@ Exit codes:
   5  the database refused the login
   6  an expectation failed (--expect-user)";
 
-/// An error with a kind (exit code), what failed, and what to do next.
+/// Where on the way to a session a connection failed (issue 18): callers
+/// ask this of a [`Failure`], never its words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Resolving the endpoint's (or `--via`'s) name.
+    Dns,
+    /// Opening TCP.
+    Tcp,
+    /// Asking for TLS (PostgreSQL's SSLRequest, MySQL's greeting).
+    TlsRequest,
+    /// The TLS handshake.
+    Tls,
+    /// The server's certificate was refused (wrong name, untrusted,
+    /// expired): never cured by trying again.
+    Certificate,
+    /// Authentication: the server answered the token.
+    Login,
+    /// After login: a statement, or the session ending.
+    Session,
+}
+
+/// An error with a kind (exit code), what failed, and what to do next;
+/// for a connection, also the stage and the server's SQLSTATE, kept as data.
 #[derive(Debug)]
 pub struct Failure {
     pub kind: Kind,
     pub message: String,
     pub hints: Vec<String>,
+    pub stage: Option<Stage>,
+    /// The server's error code: a SQLSTATE (PostgreSQL), or MySQL's number.
+    pub code: Option<String>,
 }
 
 impl Failure {
@@ -61,7 +86,32 @@ impl Failure {
             kind,
             message: message.into(),
             hints: Vec::new(),
+            stage: None,
+            code: None,
         }
+    }
+
+    /// Say where on the way to a session this happened.
+    pub fn at(mut self, stage: Stage) -> Self {
+        self.stage = Some(stage);
+        self
+    }
+
+    /// Keep the server's error code.
+    pub fn code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// Whether the server refused the credentials themselves: PostgreSQL's
+    /// 28P01/28000, MySQL's 1045.
+    pub fn is_refused_login(&self) -> bool {
+        self.kind == Kind::Login && matches!(self.code.as_deref(), Some("28P01" | "28000" | "1045"))
+    }
+
+    /// Whether the server's error code is `code`.
+    pub fn has_code(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
     }
 
     pub fn usage(message: impl Into<String>) -> Self {

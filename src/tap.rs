@@ -37,6 +37,11 @@ pub struct Watch {
     /// An ErrorResponse came and the ReadyForQuery that always follows it
     /// has not yet: the status above is stale until it does.
     error_pending: AtomicBool,
+    /// Woken at each ReadyForQuery and when the server's side ends, so a
+    /// waiter for "settled" sleeps instead of polling.
+    changed: tokio::sync::Notify,
+    /// The server's side of the stream ended (EOF or an error).
+    ended: AtomicBool,
 }
 
 impl Default for Watch {
@@ -48,6 +53,8 @@ impl Default for Watch {
             std_strings: AtomicBool::new(true),
             print_notices: AtomicBool::new(false),
             error_pending: AtomicBool::new(false),
+            changed: tokio::sync::Notify::new(),
+            ended: AtomicBool::new(false),
         }
     }
 }
@@ -84,6 +91,23 @@ impl Watch {
         !self.error_pending.load(Ordering::Relaxed)
     }
 
+    /// Wait until [`Watch::settled`] or the connection's reading side
+    /// ended (`closed` says which), at most until `deadline`.
+    pub async fn wait_settled(&self, closed: impl Fn() -> bool, deadline: tokio::time::Instant) {
+        loop {
+            // Registered before the check, so a wake in between is not lost.
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.settled() || self.ended.load(Ordering::Relaxed) || closed() {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Print NOTICE, WARNING and the like on stderr from now on.
     pub fn print_notices(&self, on: bool) {
         self.print_notices.store(on, Ordering::Relaxed);
@@ -98,6 +122,7 @@ impl Watch {
             Ok(Some(Message::ReadyForQuery(ready))) => {
                 self.status.store(ready.status(), Ordering::Relaxed);
                 self.error_pending.store(false, Ordering::Relaxed);
+                self.changed.notify_waiters();
             }
             Ok(Some(Message::ParameterStatus(param)))
                 if param.name().ok() == Some("standard_conforming_strings") =>
@@ -255,10 +280,20 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tapped<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
+        let room = buf.remaining();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            let this = &mut *self;
-            this.framer.feed(&buf.filled()[before..], &this.watch);
+        match &polled {
+            Poll::Ready(Ok(())) if room == 0 => {}
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                let this = &mut *self;
+                this.framer.feed(&buf.filled()[before..], &this.watch);
+            }
+            // End of stream or an error: nothing more will settle it.
+            Poll::Ready(_) => {
+                self.watch.ended.store(true, Ordering::Relaxed);
+                self.watch.changed.notify_waiters();
+            }
+            Poll::Pending => {}
         }
         polled
     }

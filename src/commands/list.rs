@@ -11,7 +11,7 @@ use crate::output::{print, print_json, table};
 use super::runtime;
 
 pub fn run(args: ListArgs) -> Result<u8> {
-    let settings = crate::target::aws_only(&args.aws)?;
+    let settings = crate::flags::aws_only(&args.aws)?;
     let endpoints = runtime()?.block_on(async {
         let aws = aws::load(&settings).await?;
         let rds = aws.rds()?;

@@ -6,6 +6,7 @@ mod completions;
 mod doctor;
 mod list;
 mod mysql;
+mod plan;
 mod policy;
 mod proxy;
 mod psql;
@@ -29,7 +30,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         crate::hardening::no_core_dumps();
     }
     if !matches!(cli.command, Command::Completions(_) | Command::Man) {
-        crate::target::check_env_encoding()?;
+        crate::flags::check_env_encoding()?;
     }
     match cli.command {
         Command::Token(args) => token::run(args),

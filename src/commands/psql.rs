@@ -15,22 +15,17 @@ use crate::output::{print, shell_quote};
 use crate::pgenv::{self, libpq_env};
 use crate::target::Target;
 
+use super::plan::planned;
 use super::resolve_blocking;
 
 pub fn run(args: PsqlArgs) -> Result<u8> {
+    if args.long {
+        return long(args);
+    }
     let (target, conn) = Target::with_conn(&args.target, &args.conn)?;
     target.require_engine(Engine::Postgres, "psql")?;
     crate::psqlargs::check(&args.psql_args)?;
-    // Read here rather than by clap, which refuses an empty RDSIAM_PSQL;
-    // empty means unset, as for the other variables.
-    let psql = args
-        .psql
-        .clone()
-        .or_else(|| std::env::var_os("RDSIAM_PSQL").map(PathBuf::from));
-    let psql = find_psql(psql.as_deref())?;
-    if args.long {
-        return super::run::psql(args, psql);
-    }
+    let psql = psql_path(&args)?;
     let resolved = resolve_blocking(&target)?;
     resolved.require(Engine::Postgres, "psql")?;
     let env = libpq_env(&resolved, &conn)?;
@@ -60,6 +55,40 @@ pub fn run(args: PsqlArgs) -> Result<u8> {
     command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     command.env("PGPASSWORD", token.value.expose());
     exec(command, &psql)
+}
+
+/// `--long`: psql under `rdsiam run`'s private proxy, so `\c` works past
+/// 15 minutes. The target is planned once, as `run` plans it (a bare RDS
+/// name works too), and handed over typed.
+fn long(args: PsqlArgs) -> Result<u8> {
+    let (planned, bare) = planned(&args.target, &args.conn, args.target.target.as_deref())?;
+    planned.target().require_engine(Engine::Postgres, "psql")?;
+    crate::psqlargs::check(&args.psql_args)?;
+    let psql = psql_path(&args)?;
+    let mut command = vec![psql.into_os_string()];
+    command.extend(args.psql_args);
+    super::run::supervised(super::run::RunPlan {
+        planned,
+        bare,
+        max_connections: 1000,
+        pool: None,
+        failover: crate::proxy::FailoverSettings {
+            expect_writer: false,
+            failover_timeout: crate::proxy::DEFAULT_FAILOVER_TIMEOUT,
+            login_timeout: crate::proxy::DEFAULT_LOGIN_TIMEOUT,
+        },
+        command,
+    })
+}
+
+/// `--psql`, else `RDSIAM_PSQL` (read here rather than by clap, which
+/// refuses an empty value; empty means unset), else `psql` on PATH.
+fn psql_path(args: &PsqlArgs) -> Result<PathBuf> {
+    let psql = args
+        .psql
+        .clone()
+        .or_else(|| std::env::var_os("RDSIAM_PSQL").map(PathBuf::from));
+    find_psql(psql.as_deref())
 }
 
 const INSTALL_HINT: &str = "install psql: Debian/Ubuntu `sudo apt-get install postgresql-client`, macOS `brew install libpq && brew link --force libpq`, Amazon Linux `sudo dnf install postgresql16`; or pass --psql PATH (RDSIAM_PSQL), or use `rdsiam sql`";

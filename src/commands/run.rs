@@ -12,6 +12,7 @@
 //! N). If we are killed outright, the kernel kills COMMAND, and the next run
 //! removes the directory we left.
 
+use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,15 +25,16 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::child::{From, Interrupts};
-use crate::cli::{LogFormat, PsqlArgs, RunArgs};
+use crate::cli::{LogFormat, RunArgs};
 use crate::engine::Engine;
 use crate::error::{Failure, Kind};
 use crate::pgenv;
 use crate::proxy::limits::Limits;
 use crate::proxy::log::Log;
+use crate::proxy::pool::PoolConfig;
 use crate::proxy::{self, Listen, Listener, Shared, Upstream};
 
-use super::proxy::{planned, proxy_runtime, resolve};
+use super::plan::{Planned, failover_settings, planned, pool_config, proxy_runtime, resolve};
 
 /// The port in the socket's name (`.s.PGSQL.5432`); no TCP port is opened.
 const PORT: u16 = 5432;
@@ -41,41 +43,49 @@ const MYSQL_PORT: u16 = 3306;
 /// Logins per second for one command: RDS's own cap is 200/s.
 const RATE: u32 = 100;
 
+/// What the supervisor takes: the target planned once, and the command.
+/// `run` builds it from its flags, `psql --long` from its own.
+pub(super) struct RunPlan {
+    pub planned: Planned,
+    pub bare: bool,
+    pub max_connections: usize,
+    pub pool: Option<PoolConfig>,
+    pub failover: proxy::FailoverSettings,
+    pub command: Vec<OsString>,
+}
+
 pub fn run(args: RunArgs) -> Result<u8> {
     let (planned, bare) = planned(&args.target, &args.conn, args.target.target.as_deref())?;
+    supervised(RunPlan {
+        planned,
+        bare,
+        max_connections: args.max_connections as usize,
+        pool: pool_config(&args.pool),
+        failover: failover_settings(&args.failover),
+        command: args.command,
+    })
+}
+
+/// Run `plan.command` under a private proxy for the planned target.
+pub(super) fn supervised(plan: RunPlan) -> Result<u8> {
     // Before the runtime starts a thread: SIGINT and SIGQUIT are read with
     // their sender, never delivered the default way.
     let blocked = Interrupts::block()?;
     let rt = proxy_runtime()?;
-    let result = rt.block_on(supervise(planned, bare, &args, blocked));
+    let result = rt.block_on(supervise(plan, blocked));
     rt.shutdown_timeout(Duration::from_millis(200));
     result
 }
 
-/// `rdsiam psql --long`: psql under `rdsiam run`, so `\c` works past 15 minutes.
-pub fn psql(args: PsqlArgs, psql: PathBuf) -> Result<u8> {
-    let mut command = vec![psql.into_os_string()];
-    command.extend(args.psql_args);
-    run(RunArgs {
-        target: args.target,
-        conn: args.conn,
-        max_connections: 1000,
-        pool: Default::default(),
-        failover: crate::cli::FailoverArgs {
-            expect_writer: false,
-            failover_timeout: crate::proxy::DEFAULT_FAILOVER_TIMEOUT.as_secs(),
-            login_timeout: crate::proxy::DEFAULT_LOGIN_TIMEOUT.as_secs(),
-        },
-        command,
-    })
-}
-
-async fn supervise(
-    planned: super::proxy::Planned,
-    bare: bool,
-    args: &RunArgs,
-    blocked: crate::child::Blocked,
-) -> Result<u8> {
+async fn supervise(plan: RunPlan, blocked: crate::child::Blocked) -> Result<u8> {
+    let RunPlan {
+        planned,
+        bare,
+        max_connections,
+        pool,
+        failover,
+        command: argv,
+    } = plan;
     // Installed before anything else: from now on these signals are ours
     // to handle, and COMMAND (exec resets handlers) gets the defaults.
     let mut interrupts = Interrupts::new(blocked)?;
@@ -84,7 +94,7 @@ async fn supervise(
 
     // Before COMMAND runs, a signal stops rdsiam itself (the RDS API may hang).
     let up = tokio::select! {
-        r = resolve(planned, bare) => Arc::new(r?.with_failover(super::proxy::failover_settings(&args.failover))),
+        r = resolve(planned, bare) => Arc::new(r?.with_failover(failover)),
         r = interrupts.recv() => return Ok(match r?.0 {
             Signal::SIGQUIT => 131,
             _ => 130,
@@ -98,7 +108,7 @@ async fn supervise(
     let (listener, socket) = proxy::bind_unix(dir.path(), port(engine), engine)?;
     let shared = Arc::new(
         Shared::new(
-            Limits::new(args.max_connections as usize, RATE),
+            Limits::new(max_connections, RATE),
             Log {
                 format: LogFormat::Text,
                 quiet: true,
@@ -106,10 +116,10 @@ async fn supervise(
             vec![up.clone()],
         )
         .private()
-        .with_pool(super::proxy::pool_config(&args.pool)),
+        .with_pool(pool),
     );
-    tokio::spawn(shared.clone().sweep_pool());
-    tokio::spawn(proxy::accept_loop(
+    shared.spawn_service(shared.clone().sweep_pool());
+    shared.spawn_service(proxy::accept_loop(
         Listener {
             listen: Listen::Unix(listener, socket),
             target: 0,
@@ -119,9 +129,9 @@ async fn supervise(
     ));
     shared.set_started();
 
-    let program = &args.command[0];
+    let program = &argv[0];
     let mut command = tokio::process::Command::new(program);
-    command.args(&args.command[1..]);
+    command.args(&argv[1..]);
     crate::child::die_with_us(&mut command);
     let env = match engine {
         Engine::Postgres => environment(&up, dir.path()),
@@ -174,6 +184,7 @@ async fn supervise(
     shared.tracker.close();
     shared.hard_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), shared.tracker.wait()).await;
+    shared.stop_services().await;
     Log::flush(Duration::from_secs(1));
     drop(dir);
     let status = status.map_err(|err| {

@@ -4,11 +4,10 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::aws;
 use crate::cli::{TableOutput, TargetArgs, TargetsAction, TargetsArgs};
 use crate::config::{self, Config};
+use crate::flags::{Source, layer_with};
 use crate::output::{one_line, print, print_json, table};
-use crate::target::{Source, layer_with};
 
 #[derive(Serialize)]
 struct Listed<'a> {
@@ -114,7 +113,7 @@ fn show(config: &Config, name: &str, output: TableOutput) -> Result<u8> {
             Some(toml::Value::String(s)) => s.clone(),
             Some(other) => other.to_string(),
             // Covered by an AWS_* variable: the SDK reads it.
-            None => aws::first_env(key.env)
+            None => crate::config::first_env(key.env)
                 .map(|(n, v)| format!("{v} (${n})"))
                 .unwrap_or_default(),
         };

@@ -22,7 +22,7 @@ use crate::target::Target;
 /// A token lives this long; credentials that die sooner take it with them.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// AWS refuses signatures more than this far from its clock.
-pub const SKEW_FAIL: i64 = 300;
+pub const SKEW_FAIL: i64 = crate::explain::SKEW_LIMIT_SECS;
 /// Past this, warn: the margin is being eaten.
 pub const SKEW_WARN: i64 = 60;
 const STS_TIMEOUT: Duration = Duration::from_secs(5);

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use tokio_postgres::SimpleQueryMessage;
 
-use super::creds::SKEW_FAIL;
 use super::{Findings, Step};
-use crate::connect::{Connector, Session, host_region};
+use crate::connect::{Connector, Session};
 use crate::endpoint::EndpointKind;
 use crate::error::{Failure, Kind, suggestions};
+use crate::explain::Evidence;
 use crate::session::Resolved;
 
 /// A database every RDS PostgreSQL has, to tell "the login" from "the database".
@@ -60,7 +60,7 @@ pub async fn login(
     };
     let message = &failure.message;
     let step = step.detail("server_message", message);
-    if failure.kind == Kind::Login && message.contains("SQLSTATE 3D000") {
+    if failure.kind == Kind::Login && failure.has_code("3D000") {
         let wanted = dbname.unwrap_or(user.as_str()).to_owned();
         if let Ok(session) = connector.connect(resolved, Some(FALLBACK_DB)).await {
             return (
@@ -78,12 +78,10 @@ pub async fn login(
     if failure.kind != Kind::Login {
         return (step.fail_with(&err), None);
     }
+    // Both are 28P01; only the server's words tell "checked as an ordinary
+    // password" (IAM off, or not in rds_iam) from "IAM said no" (PAM).
     let checked_as_password = message.contains("password authentication failed");
-    let (causes, ruled_out) = if checked_as_password {
-        password_causes(resolved)
-    } else {
-        pam_causes(resolved, found)
-    };
+    let (causes, ruled_out) = causes(resolved, found, Some(checked_as_password));
     let mut step = step
         .detail("causes", &causes)
         .detail("ruled_out", &ruled_out)
@@ -97,137 +95,49 @@ pub async fn login(
     (step, None)
 }
 
-fn grant(user: &str) -> String {
-    format!("GRANT rds_iam TO \"{}\";", user.replace('"', "\"\""))
-}
-
-/// `password authentication failed`: the server checked the token as the
-/// role's own password, which RDS does when IAM auth is off, or when the
-/// role is not a member of `rds_iam` (only members go to PAM).
-fn password_causes(resolved: &Resolved) -> (Vec<String>, Vec<String>) {
-    let endpoint = &resolved.endpoint;
-    let user = &resolved.target.user;
-    let grant = format!(
-        "the role `{user}` is not a member of rds_iam (or does not exist), so the server checked the token as an ordinary password: as an admin run `{}` (create it first if needed: CREATE ROLE \"{user}\" LOGIN;)",
-        grant(user)
-    );
-    let iam_off = format!(
-        "IAM auth is off on the target, so the server checked the token as an ordinary password: {}",
-        endpoint.enable_iam_hint()
-    );
-    match endpoint.iam {
-        Some(true) => (
-            vec![grant],
-            vec!["IAM auth off (step 3: it is on)".to_owned()],
-        ),
-        Some(false) => (vec![iam_off], Vec::new()),
-        None => (vec![grant, iam_off], Vec::new()),
-    }
-}
-
-/// `PAM authentication failed`: IAM checked the token and said no.
-pub(super) fn pam_causes(resolved: &Resolved, found: &Findings) -> (Vec<String>, Vec<String>) {
-    let endpoint = &resolved.endpoint;
-    let user = &resolved.target.user;
-    let region = &resolved.aws.region;
-    let mut causes = Vec::new();
-    let mut ruled_out = Vec::new();
-
-    // What earlier steps already found comes first.
-    match endpoint.iam {
-        Some(false) => causes.push(format!(
-            "IAM auth is OFF on this target (step 3): {}",
-            endpoint.enable_iam_hint()
-        )),
-        Some(true) => ruled_out.push("IAM auth off (step 3: it is on)".to_owned()),
-        None => {}
-    }
-    match found.clock_skew {
-        Some(skew) if skew.abs() > SKEW_FAIL => causes.push(format!(
-            "clock skew (step 2): this clock is {} s off AWS time, so the token is dated outside the 5 min AWS allows: sync the clock (`sudo timedatectl set-ntp true`)",
-            -skew
-        )),
-        Some(_) => ruled_out.push("clock skew (step 2)".to_owned()),
-        None => {}
-    }
-    if !found.credentials_fresh {
-        causes.push("the credentials are expired or about to expire (step 1): refresh them and run this again".to_owned());
-    }
-
-    match host_region(&endpoint.host) {
-        Some(host_region) if host_region != region.as_str() => causes.push(format!(
-            "region mismatch: the token was signed for {region}, the endpoint is in {host_region}: pass --region {host_region}"
-        )),
-        Some(_) => ruled_out.push(format!("region mismatch (the endpoint is in {region})")),
-        None => {
-            if endpoint.host.parse::<std::net::IpAddr>().is_ok()
-                || endpoint.host.eq_ignore_ascii_case("localhost")
-            {
-                causes.push(format!(
-                    "the token names `{}`, but RDS checks it against its own endpoint name: name the real endpoint (--host NAME, --proxy, --cluster, --instance) and reach it with --via {}:{}",
-                    endpoint.host, endpoint.host, endpoint.port
-                ));
-            }
-        }
-    }
-    // A direct endpoint answers PAM only for members of rds_iam (pg_hba
-    // sends everyone else to password checking), so there it is ruled out.
-    match endpoint.kind {
-        // MySQL: a user with another plugin gets an auth switch, which step 7
-        // reports itself; a refusal here means no such IAM user, or a bad token.
-        _ if endpoint.family == crate::engine::Engine::Mysql => causes.push(format!(
-            "no user `{user}` identified with AWSAuthenticationPlugin: as an admin run `CREATE USER {} IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS';`",
-            crate::mysql::quote_account(user)
-        )),
-        EndpointKind::Instance | EndpointKind::ClusterWriter | EndpointKind::ClusterReader => {
-            ruled_out.push(
-                "the role lacking rds_iam (a direct endpoint answers PAM only for rds_iam members)"
-                    .to_owned(),
-            );
-        }
-        EndpointKind::Proxy | EndpointKind::Host => causes.push(format!(
-            "the role lacks rds_iam: as an admin run `{}`",
-            grant(user)
-        )),
-    }
-    let caller = found
-        .caller_arn
-        .as_deref()
-        .map_or_else(|| "the caller".to_owned(), |arn| format!("`{arn}`"));
-    causes.push(match &found.resource_arn {
-        Some(arn) => format!(
-            "the IAM policy of {caller} does not allow rds-db:connect on {arn} (a `db-…`/`cluster-…`/`prx-…` mix-up is the usual slip): `rdsiam policy` prints the right one"
-        ),
-        None => format!(
-            "the IAM policy of {caller} does not allow rds-db:connect on arn:aws:rds-db:{region}:ACCOUNT:dbuser:RESOURCE-ID/{user} (prx-… for a proxy, cluster-… for a cluster, db-… for an instance; `rdsiam list -o json` shows resource ids)"
-        ),
-    });
-    if found.proxy.as_ref().is_some_and(|p| p.iam_to_database()) {
-        let role = found
-            .proxy_role_arn
-            .clone()
-            .unwrap_or_else(|| "(unknown)".into());
-        let resource = found.proxy_role_resource_arn.clone().unwrap_or_else(|| {
-            format!("its database's arn:aws:rds-db:{region}:ACCOUNT:dbuser:RESOURCE-ID/{user}")
+/// The causes of a refused login (the one list, `explain.rs`), weighed
+/// against what steps 1–6 found.
+pub(super) fn causes(
+    resolved: &Resolved,
+    found: &Findings,
+    checked_as_password: Option<bool>,
+) -> (Vec<String>, Vec<String>) {
+    let proxy_role = found
+        .proxy
+        .as_ref()
+        .is_some_and(|p| p.iam_to_database())
+        .then(|| {
+            let region = &resolved.aws.region;
+            let user = &resolved.target.user;
+            (
+                found
+                    .proxy_role_arn
+                    .clone()
+                    .unwrap_or_else(|| "(unknown)".into()),
+                found.proxy_role_resource_arn.clone().unwrap_or_else(|| {
+                    format!(
+                        "its database's arn:aws:rds-db:{region}:ACCOUNT:dbuser:RESOURCE-ID/{user}"
+                    )
+                }),
+            )
         });
-        causes.push(format!(
-            "the proxy reaches its database with IAM: its role {role} must allow rds-db:connect on {resource}, and the role must have rds_iam in that database"
-        ));
-    }
-    if found.signature_ok {
-        ruled_out.push("a wrong secret key (step 2: STS accepted the signature)".to_owned());
-    } else {
-        causes.push("a wrong or revoked secret key: the token's signature is checked with it (step 2 could not confirm it)".to_owned());
-    }
-    if found.clock_skew.is_none() {
-        causes.push(
-            "clock skew: this machine's clock must be within 5 minutes of AWS time (step 2 could not measure it; check `timedatectl`)".to_owned(),
-        );
-    }
-    if endpoint.iam.is_none() {
-        causes.push("IAM auth off on the target (`rdsiam list` shows it)".to_owned());
-    }
-    (causes, ruled_out)
+    let evidence = Evidence {
+        steps: true,
+        checked_as_password,
+        clock_skew: found.clock_skew,
+        credentials_fresh: Some(found.credentials_fresh),
+        signature_ok: Some(found.signature_ok),
+        caller_arn: found.caller_arn.clone(),
+        resource_arn: found.resource_arn.clone(),
+        proxy_role,
+    };
+    let c = crate::explain::causes(
+        &resolved.endpoint,
+        &resolved.aws.region,
+        &resolved.target.user,
+        &evidence,
+    );
+    (c.likely, c.ruled_out)
 }
 
 /// Step 8.
@@ -327,7 +237,10 @@ pub async fn inside(resolved: &Resolved, logged_in: LoggedIn, limit: Duration) -
     if rds_iam == Some(false) && resolved.endpoint.kind != EndpointKind::Proxy {
         return step.warn(
             format!("{summary}: direct IAM logins need rds_iam"),
-            format!("as an admin run `{}`", grant(user)),
+            format!(
+                "as an admin run `GRANT rds_iam TO {};`",
+                crate::output::quote_ident(user)
+            ),
         );
     }
     match (resolved.endpoint.kind, in_recovery) {

@@ -40,10 +40,10 @@ pub async fn login(
     };
     let step = step.detail("server_message", &failure.message);
     // Refusals of the token itself (ERROR 1045): the causes still possible.
-    if failure.kind != Kind::Login || !failure.message.contains("ERROR 1045") {
+    if failure.kind != Kind::Login || !failure.has_code("1045") {
         return (step.fail_with(&err), None);
     }
-    let (causes, ruled_out) = super::login::pam_causes(resolved, found);
+    let (causes, ruled_out) = super::login::causes(resolved, found, None);
     let mut step = step
         .detail("causes", &causes)
         .detail("ruled_out", &ruled_out)

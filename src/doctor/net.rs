@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rustls::CertificateError;
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::{Step, human_duration, rfc3339};
@@ -21,8 +21,6 @@ use crate::error::Kind;
 use crate::tls::SslMode;
 use crate::tls::{self, Vouched};
 
-/// PostgreSQL's SSLRequest: length 8, code 1234.5679.
-const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 /// The local port the SSM advice forwards to.
 const LOCAL_PORT: u16 = 15432;
 /// Warn when the server certificate has less than this left.
@@ -209,34 +207,22 @@ pub async fn tls(stream: TcpStream, endpoint: &Endpoint, connector: &Connector) 
 }
 
 /// What fails before a TLS handshake: what was found, what to do.
-type Refused = (String, &'static str);
+type Refused = (String, String);
 
 const NO_TLS_NEXT: &str =
     "RDS and RDS Proxy always offer TLS: check that --port/--via point at the database";
 
-/// PostgreSQL's SSLRequest, answered `S`.
-async fn postgres_prelude(stream: &mut TcpStream) -> Result<(), Refused> {
-    if let Err(err) = stream.write_all(&SSL_REQUEST).await {
-        return Err((format!("the connection closed before TLS: {err}"), ""));
-    }
-    let mut answer = [0u8; 1];
-    match stream.read(&mut answer).await {
-        Ok(1) if answer[0] == b'S' => Ok(()),
-        Ok(1) if answer[0] == b'N' => {
-            Err(("the server does not offer TLS".to_owned(), NO_TLS_NEXT))
-        }
-        other => {
-            let what = match other {
-                Ok(1) => format!("answered {:?} to the TLS request", answer[0] as char),
-                Ok(_) => "closed the connection at the TLS request".to_owned(),
-                Err(err) => format!("failed at the TLS request: {err}"),
-            };
-            Err((
-                format!("the server {what}: not PostgreSQL?"),
-                "check that --port/--via point at the database (`--engine mysql` for a MySQL --host target)",
-            ))
-        }
-    }
+/// PostgreSQL's SSLRequest, answered `S`: the one dialer's.
+async fn postgres_prelude(stream: &mut TcpStream, endpoint: &Endpoint) -> Result<(), Refused> {
+    let at = format!("{}:{}", endpoint.host, endpoint.port);
+    crate::dial::ssl_request(stream, &at)
+        .await
+        .map_err(|failure| {
+            (
+                failure.message,
+                failure.hints.into_iter().next().unwrap_or_default(),
+            )
+        })
 }
 
 /// MySQL's greeting, then an SSLRequest if the server offers TLS.
@@ -245,14 +231,14 @@ async fn mysql_prelude(stream: &mut TcpStream) -> Result<(), Refused> {
         Ok(greeting) if greeting.offers_tls() => Ok(()),
         Ok(greeting) => Err((
             format!("the server (MySQL {}) does not offer TLS", greeting.version),
-            NO_TLS_NEXT,
+            NO_TLS_NEXT.to_owned(),
         )),
         Err(err) => Err((
             format!(
                 "the server did not greet as MySQL: {}",
                 crate::mysql::wire::describe(&err)
             ),
-            "check that --port/--via point at the database (`--engine postgres` for a PostgreSQL --host target)",
+            "check that --port/--via point at the database (`--engine postgres` for a PostgreSQL --host target)".to_owned(),
         )),
     }
 }
@@ -265,7 +251,7 @@ async fn handshake(
 ) -> Step {
     let host = endpoint.host.clone();
     let prelude = match endpoint.family {
-        Engine::Postgres => postgres_prelude(&mut stream).await,
+        Engine::Postgres => postgres_prelude(&mut stream, endpoint).await,
         Engine::Mysql => mysql_prelude(&mut stream).await,
     };
     if let Err((found, next)) = prelude {

@@ -809,10 +809,10 @@ fn classify(
     match err {
         WireError::Server(e) => {
             let base = format!("{} (ERROR {}, SQLSTATE {})", e.message, e.code, e.state);
-            match e.code {
+            let failure: Failure = match e.code {
                 // Access denied: a bad token, a user without the plugin.
                 1045 | 1698 | 1251 => {
-                    crate::connect::login_refused(resolved, user, &base).into()
+                    crate::connect::login_refused(resolved, user, &base)
                 }
                 1044 => Failure::new(Kind::Login, format!("the server refused the login: {base}"))
                     .hint(format!(
@@ -821,20 +821,24 @@ fn classify(
                         super::quote_ident(dbname.unwrap_or_default()),
                         super::quote_account(user)
                     ))
-                    .into(),
+                    ,
                 1049 => Failure::new(Kind::Login, format!("the server refused the login: {base}"))
                     .hint("pass --dbname/-d with a database that exists, or leave it out (MySQL needs none)")
-                    .into(),
+                    ,
                 // Too many connections, host blocked, shutting down.
                 1040 | 1129 | 1130 | 1053 | 1203 => Failure::network(format!(
                     "the server is not accepting connections: {base}"
                 ))
                 .hint("try again shortly; during a failover or restart this clears within minutes (`rdsiam list` shows the status)")
-                .into(),
+                ,
                 _ => Failure::new(Kind::Other, format!("the server ended the login: {base}"))
                     .hint("see the server's message; check --dbname and the user's settings")
-                    .into(),
-            }
+                    ,
+            };
+            failure
+                .at(crate::error::Stage::Login)
+                .code(e.code.to_string())
+                .into()
         }
         WireError::Protocol(what) => Failure::network(format!(
             "the server at {}:{}{} did not speak MySQL as expected: {what}",
@@ -857,8 +861,9 @@ fn classify(
                 None => io.to_string(),
             };
             let _ = dbname;
+            let endpoint = &resolved.endpoint;
             connector
-                .wire_failure(resolved, chain, tls.as_ref())
+                .explain(&endpoint.host, endpoint.port, chain, tls.as_ref())
                 .into()
         }
     }

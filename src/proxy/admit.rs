@@ -134,9 +134,7 @@ impl Admission {
         };
         let owner = shown(self.owner, &user_name(self.owner));
         let reply = if self.private {
-            ErrorReply::fatal(
-                "28000",
-                format!(
+            ErrorReply::not_admitted(format!(
                     "rdsiam proxy: {} may not use this connection: `rdsiam run` admits only {owner}, who started it",
                     shown(uid, &name)
                 ),
@@ -144,9 +142,7 @@ impl Admission {
             .hint("run the command as the account that runs `rdsiam run`")
         } else {
             let flag = name.clone().unwrap_or_else(|| uid.to_string());
-            ErrorReply::fatal(
-                "28000",
-                format!(
+            ErrorReply::not_admitted(format!(
                     "rdsiam proxy: {} may not use this proxy: it admits only its owner, {owner}",
                     shown(uid, &name)
                 ),
@@ -172,9 +168,7 @@ impl Admission {
         Refusal {
             reason: "uid_unknown",
             uid: None,
-            reply: ErrorReply::fatal(
-                "28000",
-                format!(
+            reply: ErrorReply::not_admitted(format!(
                     "rdsiam proxy: the account behind this connection can't be known, so it is refused: {why}"
                 ),
             )

@@ -33,13 +33,10 @@ pub(super) const RELAY_BUFFER: usize = 8 * 1024;
 
 /// The answer when too many clients have yet to send a startup packet.
 pub fn too_many_pending() -> ErrorReply {
-    ErrorReply::fatal(
-        "53300",
-        format!(
-            "rdsiam proxy: too many connections: {} are still to send their startup packet",
-            super::MAX_PENDING
-        ),
-    )
+    ErrorReply::too_many_connections(format!(
+        "rdsiam proxy: too many connections: {} are still to send their startup packet",
+        super::MAX_PENDING
+    ))
     .hint("try again in a few seconds")
 }
 
@@ -77,13 +74,10 @@ pub async fn handle<S>(
             return;
         }
         Err(_) => {
-            let reply = ErrorReply::fatal(
-                "08P01",
-                format!(
-                    "rdsiam proxy: no startup packet within {}s",
-                    STARTUP_DEADLINE.as_secs()
-                ),
-            );
+            let reply = ErrorReply::protocol_violation(format!(
+                "rdsiam proxy: no startup packet within {}s",
+                STARTUP_DEADLINE.as_secs()
+            ));
             shared.metrics.refused("startup_timeout");
             shared.metrics.closed(Outcome::ClientError);
             log_refused(&shared, &peer, uid, "startup_timeout", &reply.message);
@@ -260,15 +254,13 @@ where
             Ok(First::Cancel { pid, key }) => return Ok(Some(Negotiated::Cancel { pid, key })),
             Ok(First::Startup(startup)) => return Ok(Some(Negotiated::Startup(startup))),
             Err(bad) => {
-                return Ok(Some(Negotiated::Refused(ErrorReply::fatal(
-                    "08P01",
+                return Ok(Some(Negotiated::Refused(ErrorReply::protocol_violation(
                     format!("rdsiam proxy: {}", bad.0),
                 ))));
             }
         }
     }
-    Ok(Some(Negotiated::Refused(ErrorReply::fatal(
-        "08P01",
+    Ok(Some(Negotiated::Refused(ErrorReply::protocol_violation(
         "rdsiam proxy: too many encryption requests",
     ))))
 }
@@ -517,18 +509,14 @@ fn check(
     if !admitted {
         let max = shared.limits.max_connections;
         return Some(
-            ErrorReply::fatal(
-                "53300",
-                format!(
-                    "rdsiam proxy: too many connections: the limit is {max} (--max-connections)"
-                ),
-            )
+            ErrorReply::too_many_connections(format!(
+                "rdsiam proxy: too many connections: the limit is {max} (--max-connections)"
+            ))
             .hint("close idle clients, or restart the proxy with a higher --max-connections"),
         );
     }
     if user.is_empty() {
-        return Some(ErrorReply::fatal(
-            "28000",
+        return Some(ErrorReply::not_admitted(
             "rdsiam proxy: no PostgreSQL user name specified in startup packet",
         ));
     }
@@ -541,7 +529,7 @@ fn check(
         if name.len() > 63 {
             return Some(
                 ErrorReply::fatal(
-                    "42622",
+                    wire::sqlstate::NAME_TOO_LONG,
                     format!(
                         "rdsiam proxy: the {what} name is {} bytes long; PostgreSQL names are at most 63 bytes",
                         name.len()
@@ -567,10 +555,9 @@ fn check(
             )
         };
         return Some(
-            ErrorReply::fatal(
-                "28000",
-                format!("rdsiam proxy: this proxy logs in only as `{pinned}`, not `{shown}`"),
-            )
+            ErrorReply::not_admitted(format!(
+                "rdsiam proxy: this proxy logs in only as `{pinned}`, not `{shown}`"
+            ))
             .hint(hint),
         );
     }
@@ -583,9 +570,7 @@ fn check(
         )
     {
         return Some(
-            ErrorReply::fatal(
-                "0A000",
-                "rdsiam proxy: replication connections are not relayed (the startup packet asks for replication)",
+            ErrorReply::not_supported("rdsiam proxy: replication connections are not relayed (the startup packet asks for replication)",
             )
             .hint("connect without replication=…; for logical replication use a direct connection with its own credentials"),
         );
@@ -594,9 +579,7 @@ fn check(
         && startup.get("options").is_some_and(|o| !o.trim().is_empty())
     {
         return Some(
-            ErrorReply::fatal(
-                "0A000",
-                "rdsiam proxy: RDS Proxy refuses the `options` startup parameter (PGOPTIONS, or options=… in the connection string)",
+            ErrorReply::not_supported("rdsiam proxy: RDS Proxy refuses the `options` startup parameter (PGOPTIONS, or options=… in the connection string)",
             )
             .hint("unset PGOPTIONS and run SET … after connecting, or have an admin run ALTER ROLE … SET …"),
         );

@@ -58,8 +58,6 @@ pub struct Upstream {
     pub name: String,
     pub resolved: Resolved,
     pub connector: Connector,
-    pub tls: tokio_rustls::TlsConnector,
-    pub server_name: ServerName<'static>,
     /// A target that names a user admits only that user.
     pub pinned_user: Option<String>,
     pub tokens: TokenCache,
@@ -95,8 +93,8 @@ impl Upstream {
         clock: Clock,
         token_lifetime: Duration,
     ) -> Result<Upstream> {
-        let config = crate::tls::client_config(connector.sslmode, &connector.roots)?;
-        let server_name = ServerName::try_from(resolved.endpoint.host.clone()).map_err(|_| {
+        // Checked now so a bad name is a usage error at start, not per login.
+        ServerName::try_from(resolved.endpoint.host.clone()).map_err(|_| {
             Failure::usage(format!(
                 "`{}` is not a valid TLS server name",
                 resolved.endpoint.host
@@ -112,8 +110,6 @@ impl Upstream {
             refusals: tokens::Refusals::default(),
             credentials_refused: std::sync::Mutex::new(None),
             mysql_version: std::sync::Mutex::new(None),
-            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
-            server_name,
             resolved,
             connector,
             pinned_user,
@@ -223,6 +219,9 @@ pub struct Shared {
     pub hard_stop: CancellationToken,
     /// Every client connection's task.
     pub tracker: TaskTracker,
+    /// The background loops (accept, HTTP, pool sweep, token renewal):
+    /// tracked too, so a stop waits for them rather than dropping them.
+    services: TaskTracker,
     /// `--pool`: upstream sessions kept for the next client.
     pub pool: Option<pool::Pool>,
     upstreams: Vec<Arc<Upstream>>,
@@ -248,6 +247,7 @@ impl Shared {
             stop: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            services: TaskTracker::new(),
             pool: None,
             upstreams,
             started: AtomicBool::new(false),
@@ -288,6 +288,22 @@ impl Shared {
         }
         pool.clear();
         self.metrics.pool.idle.set(0);
+    }
+
+    /// Run a background loop (it must end at `stop` or `hard_stop`).
+    pub fn spawn_service<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.services.spawn(task);
+    }
+
+    /// Stop the background loops and wait, briefly, for them to end.
+    pub async fn stop_services(&self) {
+        self.stop.cancel();
+        self.hard_stop.cancel();
+        self.services.close();
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.services.wait()).await;
     }
 
     /// `rdsiam run`'s proxy: the owner only, and hints that fit it.

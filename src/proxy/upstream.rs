@@ -64,7 +64,11 @@ impl LoginError {
 
     fn network(failure: Failure) -> LoginError {
         // 08006: connection failure, what libpq shows for an unreachable server.
-        LoginError::from_failure(&failure, "08006", Outcome::Failed)
+        LoginError::from_failure(
+            &failure,
+            wire::sqlstate::CONNECTION_FAILURE,
+            Outcome::Failed,
+        )
     }
 }
 
@@ -143,7 +147,7 @@ pub async fn login(
         );
         return Err(LoginError {
             reply: Reply::Built(
-                ErrorReply::fatal("28P01", format!("rdsiam proxy: {message}"))
+                ErrorReply::fatal(wire::sqlstate::INVALID_PASSWORD, format!("rdsiam proxy: {message}"))
                     .hint("the proxy's log has the database's refusal and its known causes (wrong or revoked AWS credentials, the role lacks rds_iam, the IAM policy); fix the cause and connect again"),
             ),
             outcome: Outcome::Refused,
@@ -164,7 +168,7 @@ pub async fn login(
         );
         return Err(LoginError {
             reply: Reply::Built(
-                ErrorReply::fatal("53300", format!("rdsiam proxy: {message}"))
+                ErrorReply::too_many_connections(format!("rdsiam proxy: {message}"))
                     .hint("too many logins at once for the rate cap: raise --max-connection-rate (RDS allows 200 IAM logins/s per instance) or --login-timeout, or open fewer connections at once"),
             ),
             outcome: Outcome::Failed,
@@ -231,7 +235,7 @@ pub async fn login(
                     let failure = failure_of(err);
                     return Err(LoginError::from_failure(
                         &failure,
-                        "28000",
+                        wire::sqlstate::INVALID_AUTHORIZATION,
                         Outcome::Refused,
                     ));
                 }
@@ -288,7 +292,7 @@ fn failover_fatal(up: &Upstream, why: &str) -> LoginError {
     );
     LoginError {
         reply: Reply::Built(
-            ErrorReply::fatal("08006", format!("rdsiam proxy: {message}"))
+            ErrorReply::upstream_failed(format!("rdsiam proxy: {message}"))
                 .hint("connect again in a moment; an Aurora failover usually ends within a minute (`rdsiam list` shows the cluster's status); raise --failover-timeout to wait longer"),
         ),
         outcome: Outcome::Failed,
@@ -341,7 +345,7 @@ fn timed_out(up: &Upstream, stage: u8) -> LoginError {
     };
     LoginError {
         reply: Reply::Built(
-            ErrorReply::fatal("08006", format!("rdsiam proxy: {message}")).hint(hint),
+            ErrorReply::upstream_failed(format!("rdsiam proxy: {message}")).hint(hint),
         ),
         outcome: Outcome::Failed,
         reason: message,
@@ -358,7 +362,7 @@ async fn attempt_staged(
     let token = token_for(up, shared, user).await.map_err(|err| {
         Failed::Other(LoginError::from_failure(
             &failure_of(err),
-            "08006",
+            wire::sqlstate::CONNECTION_FAILURE,
             Outcome::Failed,
         ))
     })?;
@@ -503,7 +507,7 @@ async fn greeting(
                         );
                         return Err(Failed::Other(LoginError::from_failure(
                             &failure,
-                            "28000",
+                            wire::sqlstate::INVALID_AUTHORIZATION,
                             Outcome::Refused,
                         )));
                     }
@@ -542,7 +546,7 @@ fn refusal(up: &Upstream, user: &str, raw: BytesMut) -> Failed {
             }
         }
     }
-    if code == "28P01" || code == "28000" {
+    if code == wire::sqlstate::INVALID_PASSWORD || code == wire::sqlstate::INVALID_AUTHORIZATION {
         let base = format!("{message} (SQLSTATE {code})");
         let failure = crate::connect::login_refused(&up.resolved, user, &base);
         return Failed::Refused(LoginError::from_failure(&failure, &code, Outcome::Refused));
@@ -566,64 +570,15 @@ fn refusal(up: &Upstream, user: &str, raw: BytesMut) -> Failed {
 
 /// TCP (to the endpoint or `--via`, the name resolved anew each time: no
 /// address is kept, so a failover's DNS change is seen at the next login),
-/// SSLRequest, and a verified TLS handshake.
+/// SSLRequest, and a verified TLS handshake: the one dialer's way.
 async fn connect_tls(up: &Upstream, stage: &AtomicU8) -> Result<ServerStream, Failure> {
     let endpoint = &up.resolved.endpoint;
-    let mut tcp = up
-        .connector
-        .tcp(&endpoint.host, endpoint.port)
-        .await
-        .map_err(failure_of)?;
+    let dialer = up.connector.dialer();
+    let tcp = dialer.tcp(&endpoint.host, endpoint.port).await?;
     stage.store(STAGE_TLS, Ordering::SeqCst);
-    let mut buf = BytesMut::new();
-    frontend::ssl_request(&mut buf);
-    let answer = async {
-        tcp.write_all(&buf).await?;
-        tcp.read_u8().await
-    }
-    .await
-    .map_err(|err| {
-        Failure::network(format!("the connection to {} failed: {err}", up.at()))
-            .hint("check that --port/--via point at the database")
-    })?;
-    if answer != b'S' {
-        return Err(
-            Failure::network(format!("the server at {} refused TLS", up.at())).hint(
-                "RDS and RDS Proxy always offer TLS: check that --port/--via point at the database",
-            ),
-        );
-    }
-    up.tls
-        .connect(up.server_name.clone(), tcp)
+    dialer
+        .postgres_tls_on(tcp, &endpoint.host, endpoint.port)
         .await
-        .map_err(|err| tls_failure(up, &err))
-}
-
-fn tls_failure(up: &Upstream, err: &std::io::Error) -> Failure {
-    use rustls::{CertificateError, Error as TlsError};
-    let endpoint = &up.resolved.endpoint;
-    let cause = err
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<TlsError>());
-    match cause {
-        Some(TlsError::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        )) => Failure::network(format!(
-            "TLS: the server's certificate does not name `{}` ({err})",
-            endpoint.host
-        ))
-        .hint("connect by the endpoint's real name; for a tunnel keep the target and add --via 127.0.0.1:PORT (or use --sslmode verify-ca)"),
-        Some(TlsError::InvalidCertificate(_)) => Failure::network(format!(
-            "TLS: the server's certificate is not trusted at {} ({err})",
-            up.at()
-        ))
-        .hint(match &up.connector.roots {
-            crate::ca::Roots::BuiltIn => "the built-in bundle holds the RDS CAs and Amazon roots; for another CA pass --ca-bundle FILE".to_owned(),
-            crate::ca::Roots::File(path) => format!("the certificate does not chain to {}; drop --ca-bundle/PGSSLROOTCERT to use the built-in RDS bundle", path.display()),
-        }),
-        _ => Failure::network(format!("TLS handshake with {} failed: {err}", up.at()))
-            .hint("check that --port/--via point at the database and that nothing intercepts TLS"),
-    }
 }
 
 /// Forward a client's CancelRequest over a new TLS connection; the server

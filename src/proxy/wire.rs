@@ -127,6 +127,17 @@ fn parse_first(body: &[u8]) -> Result<First, BadPacket> {
     }
 }
 
+/// The SQLSTATEs the proxy answers with itself.
+pub mod sqlstate {
+    pub const INVALID_AUTHORIZATION: &str = "28000";
+    pub const INVALID_PASSWORD: &str = "28P01";
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    pub const PROTOCOL_VIOLATION: &str = "08P01";
+    pub const CONNECTION_FAILURE: &str = "08006";
+    pub const NAME_TOO_LONG: &str = "42622";
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+}
+
 /// An ErrorResponse as PostgreSQL frames it.
 #[derive(Clone, Debug)]
 pub struct ErrorReply {
@@ -144,6 +155,32 @@ impl ErrorReply {
             message: message.into(),
             hint: None,
         }
+    }
+
+    /// No slot for this client (53300, as PostgreSQL says it).
+    pub fn too_many_connections(message: impl Into<String>) -> ErrorReply {
+        ErrorReply::fatal(sqlstate::TOO_MANY_CONNECTIONS, message)
+    }
+
+    /// The client broke the protocol (08P01).
+    pub fn protocol_violation(message: impl Into<String>) -> ErrorReply {
+        ErrorReply::fatal(sqlstate::PROTOCOL_VIOLATION, message)
+    }
+
+    /// Not admitted: another account, another user than the pinned one,
+    /// no user at all (28000).
+    pub fn not_admitted(message: impl Into<String>) -> ErrorReply {
+        ErrorReply::fatal(sqlstate::INVALID_AUTHORIZATION, message)
+    }
+
+    /// Something the proxy does not relay (0A000).
+    pub fn not_supported(message: impl Into<String>) -> ErrorReply {
+        ErrorReply::fatal(sqlstate::FEATURE_NOT_SUPPORTED, message)
+    }
+
+    /// The upstream could not be reached or logged in to (08006).
+    pub fn upstream_failed(message: impl Into<String>) -> ErrorReply {
+        ErrorReply::fatal(sqlstate::CONNECTION_FAILURE, message)
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> ErrorReply {

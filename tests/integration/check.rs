@@ -490,17 +490,22 @@ fn iam_off_on_the_target_is_the_first_cause() {
             .arg("--no-aws-identity"),
         5,
     );
+    // The server checked the token as a password: with IAM off on the
+    // target, that is the one cause (the one list of causes, issue 18).
     assert!(
-        run.stderr.contains("1. IAM auth is OFF on this target"),
+        run.stderr.contains("1. IAM auth is off on the target"),
         "{}",
         run.stderr
     );
     assert!(
-        run.stderr
-            .contains(&format!(":dbuser:{}/iamuserapp", off.resource_id)),
+        run.stderr.contains(&format!(
+            "--db-instance-identifier {} --enable-iam-database-authentication",
+            off.id
+        )),
         "{}",
         run.stderr
     );
+    assert!(!run.stderr.contains("2. "), "{}", run.stderr);
 }
 
 #[test]

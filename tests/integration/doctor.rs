@@ -806,7 +806,7 @@ fn a_wrong_secret_is_caught_by_sts_and_explains_the_refusal() {
     let login = step(&report, "login");
     assert_eq!(login["status"], "fail");
     assert!(
-        text(&login["details"]["causes"]).contains("a wrong or revoked secret key"),
+        text(&login["details"]["causes"]).contains("wrong or revoked AWS credentials"),
         "{login:#}"
     );
     assert!(

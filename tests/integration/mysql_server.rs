@@ -672,6 +672,21 @@ fn the_proxy_refuses_another_user_and_passes_on_the_servers_refusal() {
 }
 
 #[test]
+fn pool_is_refused_for_a_mysql_target_rather_than_ignored() {
+    let env = Env::new();
+    let mut cmd = at(&env, "proxy", "iamuserapp", "localhost", "us-east-1");
+    let port = closed_port();
+    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--pool"]);
+    let out = run(&mut cmd);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--pool is for PostgreSQL targets"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn run_gives_a_bare_client_and_mysqldump_the_target_with_no_flags() {
     let env = Env::new();
     let mut cmd = at_server(&env, "run", "iamuserapp");

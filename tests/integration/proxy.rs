@@ -13,7 +13,7 @@ use rdsiam_testkit::gate::{Fault, Gate, PROXY_ENDPOINT_HOST};
 use rdsiam_testkit::rdsapi::{Inventory, RdsApi};
 
 use crate::db::{ca_file, gate, gate_for, postgres};
-use crate::support::{Env, REGION, closed_port, output_within, wait_running};
+use crate::support::{Env, REGION, closed_port, closed_port_pair, output_within, wait_running};
 
 /// A running `rdsiam proxy`; killed when dropped.
 pub struct Proxy {
@@ -934,7 +934,7 @@ fn several_targets_count_up_and_a_targets_listen_wins() {
     let env = Env::new();
     let gate = gate();
     let ca = ca_file(&env, &gate);
-    let (base, own) = (closed_port(), closed_port());
+    let (base, own) = (closed_port_pair(), closed_port());
     let config = env.home().join("rdsiam.toml");
     std::fs::write(
         &config,

@@ -141,6 +141,22 @@ pub fn closed_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// A free port whose next one is free too, below Linux's ephemeral range
+/// (32768–60999), so no test's client socket takes `port + 1` meanwhile
+/// (the proxy counts ports up from `--listen`).
+pub fn closed_port_pair() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let seed = (std::process::id() % 4000) as u16 * 2;
+    loop {
+        let port = 20000 + (seed + NEXT.fetch_add(2, Ordering::Relaxed)) % 12000;
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 1) {
+            return port;
+        }
+    }
+}
+
 /// Compare `generated` with the committed file at `path` (relative to the
 /// repository), or rewrite the file when `RDSIAM_BLESS` is set. `bless` is
 /// the command that refreshes it, for the failure message.

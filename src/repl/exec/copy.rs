@@ -11,13 +11,15 @@
 //! `FROM STDIN` or `TO STDOUT`.
 
 use std::cell::Cell;
-use std::fs::File;
-use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, TryStreamExt};
+// Files and stdout through tokio: a slow disk or a full pipe must not stop
+// the runtime the connection's task runs on.
+use tokio::fs::File;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::Failure;
 
@@ -203,6 +205,7 @@ impl Runner {
             }
             (Direction::In, Place::File(path)) => {
                 let file = File::open(&path)
+                    .await
                     .map_err(|err| {
                         Failure::usage(format!("\\copy: cannot read {}: {err}", path.display()))
                             .hint("\\copy reads the file on this machine; check the path")
@@ -215,6 +218,7 @@ impl Runner {
             (Direction::Out, Place::Process) => self.copy_to(&copy.sql, Sink::Stdout).await,
             (Direction::Out, Place::File(path)) => {
                 let file = File::create(&path)
+                    .await
                     .map_err(|err| {
                         Failure::usage(format!("\\copy: cannot write {}: {err}", path.display()))
                             .hint("\\copy writes the file on this machine; check the path and permissions")
@@ -268,6 +272,7 @@ impl Runner {
                     chunk.resize(CHUNK, 0);
                     let n = file
                         .read(&mut chunk)
+                        .await
                         .with_context(|| format!("\\copy: reading {}", path.display()))
                         .map_err(CopyError::Local)?;
                     chunk.truncate(n);
@@ -327,16 +332,27 @@ impl Runner {
                 let written = match &mut sink {
                     Sink::Output => display.emit_bytes(&data),
                     Sink::Stdout => {
-                        let mut out = std::io::stdout().lock();
-                        out.write_all(&data)
-                            .and_then(|()| out.flush())
-                            .context("writing to stdout")
+                        let mut out = tokio::io::stdout();
+                        let wrote = async {
+                            out.write_all(&data).await?;
+                            out.flush().await
+                        };
+                        wrote.await.context("writing to stdout")
                     }
                     Sink::File(file, path) => file
                         .write_all(&data)
+                        .await
                         .with_context(|| format!("\\copy: writing {}", path.display())),
                 };
                 written.map_err(CopyError::Local)?;
+            }
+            // tokio's File writes in the background: flush to see the
+            // last write's error (a full disk) before saying COPY n.
+            if let Sink::File(file, path) = &mut sink {
+                file.flush()
+                    .await
+                    .with_context(|| format!("\\copy: writing {}", path.display()))
+                    .map_err(CopyError::Local)?;
             }
             Ok::<(), CopyError>(())
         };
@@ -363,7 +379,7 @@ async fn read_lines(
     data: &mut dyn CopyData,
     sink: &mut std::pin::Pin<&mut tokio_postgres::CopyInSink<Bytes>>,
     chunk: &mut BytesMut,
-    interrupts: &mut super::interrupt::Interrupts,
+    interrupts: &mut super::sigint::Interrupts,
 ) -> Result<(), CopyError> {
     if data.interactive() {
         eprintln!(

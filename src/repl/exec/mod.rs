@@ -27,6 +27,7 @@ mod copy;
 mod interrupt;
 mod results;
 mod session;
+mod sigint;
 
 use std::cell::Cell;
 use std::path::Path;
@@ -46,9 +47,9 @@ use super::meta::{self, Meta};
 use super::script::{CopyData, Script};
 use crate::tap::TxStatus;
 
-use interrupt::Interrupts;
 use results::Display;
 use session::Link;
+use sigint::Interrupts;
 
 pub use results::server_error;
 

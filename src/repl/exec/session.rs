@@ -11,7 +11,7 @@ use crate::session::Resolved;
 use crate::tap::TxStatus;
 
 use super::StmtError;
-use super::interrupt::Interrupts;
+use super::sigint::Interrupts;
 
 /// What to reach and how, plus the session now open (if any).
 pub(super) struct Link {
@@ -134,14 +134,11 @@ impl Link {
     /// none behind it, and a stalled link must not hang the prompt.
     pub(super) async fn settle(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while let Some(session) = &self.session {
-            if session.watch.settled()
-                || self.is_closed()
-                || tokio::time::Instant::now() >= deadline
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+        if let Some(session) = &self.session {
+            session
+                .watch
+                .wait_settled(|| self.is_closed(), deadline)
+                .await;
         }
     }
 
@@ -276,7 +273,8 @@ const RECONNECT_PATIENCE: Duration = Duration::from_secs(30);
 /// A network failure a failover can cause (refused, dropped, timed out,
 /// not accepting connections); a certificate problem is not one.
 fn failover_like(failure: &crate::error::Failure) -> bool {
-    failure.kind == crate::error::Kind::Network && !failure.message.contains("certificate")
+    failure.kind == crate::error::Kind::Network
+        && failure.stage != Some(crate::error::Stage::Certificate)
 }
 
 /// [`open`], retried with backoff (0.1 s doubling to 1 s) for up to
