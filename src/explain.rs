@@ -78,30 +78,11 @@ pub fn causes(endpoint: &Endpoint, region: &str, user: &str, ev: &Evidence) -> C
             String::new()
         }
     };
+    if ev.checked_as_password == Some(true) {
+        return checked_as_password(endpoint, user, &step(3));
+    }
     let mut c = Causes::default();
     let grant = format!("GRANT rds_iam TO {};", quote_ident(user));
-
-    if ev.checked_as_password == Some(true) {
-        // The server never asked IAM: only these two put it there.
-        let not_member = format!(
-            "the role `{user}` is not a member of rds_iam (or does not exist), so the server checked the token as an ordinary password: as an admin run `{grant}` (create it first if needed: CREATE ROLE {} LOGIN;)",
-            quote_ident(user)
-        );
-        let iam_off = format!(
-            "IAM auth is off on the target, so the server checked the token as an ordinary password: {}",
-            endpoint.enable_iam_hint()
-        );
-        match endpoint.iam {
-            Some(true) => {
-                c.likely.push(not_member);
-                c.ruled_out
-                    .push(format!("IAM auth off{}: it is on", step(3)));
-            }
-            Some(false) => c.likely.push(iam_off),
-            None => c.likely.extend([not_member, iam_off]),
-        }
-        return c;
-    }
 
     // What the API and earlier checks found outranks what is merely common.
     match endpoint.iam {
@@ -176,6 +157,49 @@ pub fn causes(endpoint: &Endpoint, region: &str, user: &str, ev: &Evidence) -> C
             "wrong or revoked AWS credentials (a wrong secret key, a rotated or deleted access key): `aws sts get-caller-identity` with the same profile tells".to_owned(),
         ),
     }
+    c.likely.push(policy_cause(endpoint, region, user, ev));
+    if let Some((role, resource)) = &ev.proxy_role {
+        c.likely.push(format!(
+            "the proxy reaches its database with IAM: its role {role} must allow rds-db:connect on {resource}, and the role must have rds_iam in that database"
+        ));
+    }
+    if ev.clock_skew.is_none() {
+        c.likely.push(
+            "clock skew: this machine's clock must be within 5 minutes of AWS time (check `timedatectl`)".to_owned(),
+        );
+    }
+    if endpoint.iam.is_none() {
+        c.likely
+            .push("IAM auth off on the target (`rdsiam list` shows it)".to_owned());
+    }
+    c
+}
+
+/// The server checked the token as the role's own password: IAM never saw
+/// it, and only two things send it there.
+fn checked_as_password(endpoint: &Endpoint, user: &str, step3: &str) -> Causes {
+    let mut c = Causes::default();
+    let not_member = format!(
+        "the role `{user}` is not a member of rds_iam (or does not exist), so the server checked the token as an ordinary password: as an admin run `GRANT rds_iam TO {0};` (create it first if needed: CREATE ROLE {0} LOGIN;)",
+        quote_ident(user)
+    );
+    let iam_off = format!(
+        "IAM auth is off on the target, so the server checked the token as an ordinary password: {}",
+        endpoint.enable_iam_hint()
+    );
+    match endpoint.iam {
+        Some(true) => {
+            c.likely.push(not_member);
+            c.ruled_out.push(format!("IAM auth off{step3}: it is on"));
+        }
+        Some(false) => c.likely.push(iam_off),
+        None => c.likely.extend([not_member, iam_off]),
+    }
+    c
+}
+
+/// The policy that must allow `rds-db:connect`, as exactly as known.
+fn policy_cause(endpoint: &Endpoint, region: &str, user: &str, ev: &Evidence) -> String {
     let caller = ev
         .caller_arn
         .as_deref()
@@ -197,27 +221,107 @@ pub fn causes(endpoint: &Endpoint, region: &str, user: &str, ev: &Evidence) -> C
         .resource_arn
         .clone()
         .or_else(|| endpoint.policy_resource(region, user));
-    c.likely.push(match resource {
+    match resource {
         Some(arn) => format!(
             "the IAM policy of {caller} must allow rds-db:connect on {arn} (the resource id is {id_kind}; a `db-…`/`cluster-…`/`prx-…` mix-up is the usual slip: `rdsiam policy` prints the right one)"
         ),
         None => format!(
             "the IAM policy of {caller} must allow rds-db:connect on arn:aws:rds-db:{region}:ACCOUNT:dbuser:RESOURCE-ID/{user} ({id_kind}; `rdsiam list -o json` shows resource ids)"
         ),
-    });
-    if let Some((role, resource)) = &ev.proxy_role {
-        c.likely.push(format!(
-            "the proxy reaches its database with IAM: its role {role} must allow rds-db:connect on {resource}, and the role must have rds_iam in that database"
-        ));
     }
-    if ev.clock_skew.is_none() {
-        c.likely.push(
-            "clock skew: this machine's clock must be within 5 minutes of AWS time (check `timedatectl`)".to_owned(),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(iam: Option<bool>) -> Endpoint {
+        Endpoint {
+            kind: EndpointKind::Instance,
+            name: "orders".into(),
+            iam,
+            resource_id: Some("db-ABC".into()),
+            ..Endpoint::host(
+                "orders.c1.us-east-1.rds.amazonaws.com",
+                Some(5432),
+                Engine::Postgres,
+            )
+        }
+    }
+
+    #[test]
+    fn a_token_checked_as_a_password_has_only_its_two_causes() {
+        let ev = Evidence {
+            checked_as_password: Some(true),
+            ..Evidence::default()
+        };
+        let c = causes(&instance(Some(true)), "us-east-1", "app", &ev);
+        assert_eq!(c.likely.len(), 1, "{c:?}");
+        assert!(c.likely[0].contains("not a member of rds_iam"), "{c:?}");
+        let c = causes(&instance(None), "us-east-1", "app", &ev);
+        assert_eq!(c.likely.len(), 2, "{c:?}");
+    }
+
+    #[test]
+    fn the_cli_and_the_doctor_give_one_list() {
+        // The same evidence gives the same causes; the doctor only adds
+        // which step found what.
+        let cli = causes(
+            &instance(Some(true)),
+            "eu-west-1",
+            "app",
+            &Evidence::default(),
+        );
+        let doctor = causes(
+            &instance(Some(true)),
+            "eu-west-1",
+            "app",
+            &Evidence {
+                steps: true,
+                ..Evidence::default()
+            },
+        );
+        let strip = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|s| s.replace(" (step 3)", "").replace(" (step 2)", ""))
+                .collect()
+        };
+        assert_eq!(strip(&cli.likely), strip(&doctor.likely));
+        assert_eq!(strip(&cli.ruled_out), strip(&doctor.ruled_out));
+        assert!(cli.likely[0].starts_with("region mismatch"), "{cli:?}");
+        assert!(
+            cli.likely
+                .iter()
+                .any(|l| l.contains("rds-db:connect on arn:aws:rds-db:eu-west-1:")),
+            "{cli:?}"
         );
     }
-    if endpoint.iam.is_none() {
-        c.likely
-            .push("IAM auth off on the target (`rdsiam list` shows it)".to_owned());
+
+    #[test]
+    fn what_earlier_checks_found_moves_causes_in_and_out() {
+        let ev = Evidence {
+            steps: true,
+            checked_as_password: Some(false),
+            clock_skew: Some(-900),
+            signature_ok: Some(true),
+            ..Evidence::default()
+        };
+        let c = causes(&instance(Some(true)), "us-east-1", "app", &ev);
+        assert!(c.likely[0].starts_with("clock skew (step 2)"), "{c:?}");
+        assert!(
+            c.ruled_out
+                .iter()
+                .any(|r| r.starts_with("a wrong secret key")),
+            "{c:?}"
+        );
+        // A direct endpoint answers PAM only for rds_iam members.
+        assert!(
+            c.ruled_out.iter().any(|r| r.contains("lacking rds_iam")),
+            "{c:?}"
+        );
+        assert!(
+            !c.likely.iter().any(|l| l.contains("lacks rds_iam")),
+            "{c:?}"
+        );
     }
-    c
 }

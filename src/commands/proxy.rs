@@ -454,13 +454,26 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
         let _ = out.flush();
     }
 
+    stop(&shared, &plan, log, sockets, sigterm, sigint).await
+}
+
+/// Wait for SIGTERM, SIGINT or /quitquitquit, then stop: the delay that
+/// lets a load balancer notice, the drain, the listeners' sockets.
+async fn stop(
+    shared: &Shared,
+    plan: &ListenPlan,
+    log: Log,
+    sockets: Vec<PathBuf>,
+    mut sigterm: tokio::signal::unix::Signal,
+    mut sigint: tokio::signal::unix::Signal,
+) -> Result<u8> {
     let quit = shared.quit.clone();
     let by_signal = tokio::select! {
         _ = sigterm.recv() => true,
         _ = sigint.recv() => true,
         () = quit.cancelled() => false,
     };
-    if !sigterm_delay(&shared, &plan, by_signal, &mut sigterm, &mut sigint).await {
+    if !sigterm_delay(shared, plan, by_signal, &mut sigterm, &mut sigint).await {
         log.line(
             "stop-now",
             &[("open", Value::Num(shared.tracker.len() as u64))],
@@ -473,7 +486,7 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
         return Ok(0);
     }
     let drained = tokio::select! {
-        () = proxy::drain(&shared, plan.sigterm_delay) => true,
+        () = proxy::drain(shared, plan.sigterm_delay) => true,
         _ = sigterm.recv() => false,
         _ = sigint.recv() => false,
     };
