@@ -354,3 +354,62 @@ fn libpq_variables_that_break_the_private_hop_are_not_inherited() {
     let out = expect(&mut cmd, 0);
     assert_eq!(out.stdout.trim(), "iamuserapp");
 }
+
+/// `rdsiam psql --long`: psql behind the private proxy, its target planned
+/// once (issue 18), no token in psql's environment, the socket gone after.
+#[test]
+fn psql_long_runs_psql_behind_the_private_proxy() {
+    let env = Env::new();
+    let gate = gate();
+    let tmp = tmpdir(&env);
+    let mut cmd = env.cmd();
+    cmd.args([
+        "psql",
+        "--long",
+        "--host",
+        "localhost",
+        "--port",
+        &gate.port().to_string(),
+        "-U",
+        "iamuserapp",
+        "-d",
+        "app",
+        "--region",
+        REGION,
+        "--psql",
+        &psql(),
+    ])
+    .arg("--ca-bundle")
+    .arg(ca_file(&env, &gate))
+    .env("TMPDIR", &tmp)
+    .args([
+        "--",
+        "-XtA",
+        "-c",
+        "select current_user",
+        "-c",
+        "\\conninfo",
+    ]);
+    let out = expect(&mut cmd, 0);
+    // As the role, through the private proxy's Unix socket.
+    assert!(out.stdout.starts_with("iamuserapp\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("via socket in"), "{}", out.stdout);
+    assert!(leftovers(&env).is_empty(), "{:?}", leftovers(&env));
+
+    // A MySQL --host target is refused before any network, as without --long.
+    let mut cmd = env.cmd();
+    cmd.args([
+        "psql",
+        "--long",
+        "--host",
+        "localhost",
+        "--engine",
+        "mysql",
+        "-U",
+        "u",
+        "--region",
+        REGION,
+    ]);
+    let out = run(&mut cmd);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}
