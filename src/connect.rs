@@ -6,20 +6,17 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Duration;
 
 use anyhow::Result;
 use tokio::net::TcpStream;
 use tokio_postgres::Client;
 use tokio_postgres::tls::MakeTlsConnect;
 
-use crate::ca::Roots;
 use crate::dial::Dialer;
 use crate::error::{Failure, Kind, Stage};
 use crate::output::quote_ident;
 use crate::session::Resolved;
 use crate::target::Conn;
-use crate::tls::SslMode;
 
 pub use crate::target::{DEFAULT_CONNECT_TIMEOUT, Via};
 
@@ -48,20 +45,6 @@ impl Connector {
         let dialer = Dialer::new(conn)?;
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new((*dialer.tls_config()).clone());
         Ok(Connector { dialer, tls })
-    }
-
-    pub fn new(
-        via: Option<Via>,
-        sslmode: SslMode,
-        roots: Roots,
-        timeout: Duration,
-    ) -> Result<Connector> {
-        Connector::from_args(&Conn {
-            via,
-            sslmode,
-            roots,
-            timeout,
-        })
     }
 
     /// The dialer alone (the proxy's upstream logins).

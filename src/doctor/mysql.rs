@@ -40,7 +40,7 @@ pub async fn login(
     };
     let step = step.detail("server_message", &failure.message);
     // Refusals of the token itself (ERROR 1045): the causes still possible.
-    if failure.kind != Kind::Login || !failure.has_code("1045") {
+    if !failure.is_refused_login() {
         return (step.fail_with(&err), None);
     }
     let (causes, ruled_out) = super::login::causes(resolved, found, None);
