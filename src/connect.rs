@@ -6,6 +6,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use anyhow::Result;
 use tokio::net::TcpStream;
@@ -45,6 +46,12 @@ impl Connector {
         let dialer = Dialer::new(conn)?;
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new((*dialer.tls_config()).clone());
         Ok(Connector { dialer, tls })
+    }
+
+    /// The same, its connections opened by `transport` (in-process tests).
+    pub fn with_transport(mut self, transport: Arc<dyn crate::dial::Transport>) -> Connector {
+        self.dialer = self.dialer.with_transport(transport);
+        self
     }
 
     /// The dialer alone (the proxy's upstream logins).

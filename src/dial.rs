@@ -6,8 +6,13 @@
 //! the stage instead of reading the words.
 //!
 //! `connect` (check, sql, psql's pre-check), `mysql`, the proxy's upstream
-//! logins and the doctor all dial through here.
+//! logins and the doctor all dial through here. The proxy's logins go
+//! through [`Dialer::stream`], which a [`Transport`] can serve instead of
+//! TCP: the proxy's tests put an in-process database there (as
+//! cloud-sql-proxy's tests do with their fake dialer).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +35,22 @@ pub const TIMEOUT_HINT: &str = "from outside the VPC, tunnel in (SSM port forwar
 const NO_TLS_HINT: &str =
     "RDS and RDS Proxy always offer TLS: check that --port/--via point at the database";
 
+/// A byte stream to a server, whatever carries it.
+pub trait Link: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Link for T {}
+
+/// A connection [`Dialer::stream`] opened: TCP, or a [`Transport`]'s.
+pub type Stream = Box<dyn Link>;
+
+/// What [`Transport::open`] returns.
+pub type Opening = Pin<Box<dyn Future<Output = std::io::Result<Stream>> + Send>>;
+
+/// Opens connections in place of DNS and TCP. TLS and everything after it
+/// still run as they do over TCP.
+pub trait Transport: Send + Sync {
+    fn open(&self, host: &str, port: u16) -> Opening;
+}
+
 /// How to reach servers: the tunnel, how to trust them, how long to wait.
 /// Built once, used for each connection.
 #[derive(Clone)]
@@ -40,6 +61,7 @@ pub struct Dialer {
     /// TCP, TLS and login together.
     pub timeout: Duration,
     tls: Arc<rustls::ClientConfig>,
+    transport: Option<Arc<dyn Transport>>,
 }
 
 impl Dialer {
@@ -50,7 +72,14 @@ impl Dialer {
             roots: conn.roots.clone(),
             timeout: conn.timeout,
             tls: Arc::new(crate::tls::client_config(conn.sslmode, &conn.roots)?),
+            transport: None,
         })
+    }
+
+    /// Open [`Dialer::stream`]'s connections with `transport` instead of TCP.
+    pub fn with_transport(mut self, transport: Arc<dyn Transport>) -> Dialer {
+        self.transport = Some(transport);
+        self
     }
 
     /// The rustls settings every handshake uses (verification per sslmode).
@@ -111,6 +140,20 @@ impl Dialer {
             .at(Stage::Tcp))
     }
 
+    /// [`Dialer::tcp`], or the [`Transport`]'s connection when there is one.
+    pub async fn stream(&self, host: &str, port: u16) -> Result<Stream, Failure> {
+        let Some(transport) = &self.transport else {
+            return Ok(Box::new(self.tcp(host, port).await?));
+        };
+        transport.open(host, port).await.map_err(|err| {
+            Failure::network(format!(
+                "cannot connect to {host}:{port}{}: {err}",
+                self.via_note()
+            ))
+            .at(Stage::Tcp)
+        })
+    }
+
     /// TCP, PostgreSQL's SSLRequest and a verified TLS handshake with
     /// `host` (the endpoint's real name, also through a tunnel).
     pub async fn postgres_tls(
@@ -123,13 +166,16 @@ impl Dialer {
     }
 
     /// SSLRequest and the verified handshake on a connection [`Dialer::tcp`]
-    /// opened (for callers that time the stages apart).
-    pub async fn postgres_tls_on(
+    /// or [`Dialer::stream`] opened (for callers that time the stages apart).
+    pub async fn postgres_tls_on<S>(
         &self,
-        mut tcp: TcpStream,
+        mut tcp: S,
         host: &str,
         port: u16,
-    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Failure> {
+    ) -> Result<tokio_rustls::client::TlsStream<S>, Failure>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         let at = format!("{host}:{port}{}", self.via_note());
         ssl_request(&mut tcp, &at).await?;
         let name = ServerName::try_from(host.to_owned()).map_err(|_| {

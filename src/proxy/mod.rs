@@ -24,6 +24,8 @@ pub mod pool;
 pub mod renew;
 #[cfg(target_os = "linux")]
 pub mod sockdiag;
+#[cfg(test)]
+mod tests;
 pub mod tokens;
 pub mod upstream;
 pub mod wire;
@@ -71,7 +73,7 @@ pub struct Upstream {
     /// How long a writer target's login keeps retrying through a failover.
     pub failover_timeout: Duration,
     /// When the failover under way was first seen.
-    failover_since: std::sync::Mutex<Option<std::time::Instant>>,
+    failover_since: std::sync::Mutex<Option<tokio::time::Instant>>,
     /// Refused logins per user, so a user refused again and again is
     /// answered from the count for a while.
     pub refusals: tokens::Refusals,
@@ -133,7 +135,7 @@ impl Upstream {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if since.is_none() {
-            *since = Some(std::time::Instant::now());
+            *since = Some(tokio::time::Instant::now());
             shared.metrics.failovers.inc();
             shared.log.line(
                 "failover",
@@ -148,7 +150,7 @@ impl Upstream {
 
     /// A login tried at `tried` reached a writer: a failover under way is
     /// over, unless the login began before it was seen (it raced past).
-    pub fn failover_over(&self, shared: &Shared, tried: std::time::Instant) {
+    pub fn failover_over(&self, shared: &Shared, tried: tokio::time::Instant) {
         let mut since = self
             .failover_since
             .lock()

@@ -13,14 +13,14 @@
 //! its stage (rdsiam's queue, TCP, TLS, the server's answer).
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
 use super::log::Value;
@@ -30,7 +30,8 @@ use super::{Shared, Upstream};
 use crate::error::Failure;
 use crate::token::{self as iam_token, Token, TokenRequest};
 
-pub type ServerStream = TlsStream<TcpStream>;
+/// A TLS session with the database, over TCP (or a test's transport).
+pub type ServerStream = TlsStream<crate::dial::Stream>;
 
 /// All of the greeting (AuthenticationOk … ReadyForQuery) we buffer at most.
 const MAX_GREETING: usize = 256 * 1024;
@@ -574,7 +575,7 @@ fn refusal(up: &Upstream, user: &str, raw: BytesMut) -> Failed {
 async fn connect_tls(up: &Upstream, stage: &AtomicU8) -> Result<ServerStream, Failure> {
     let endpoint = &up.resolved.endpoint;
     let dialer = up.connector.dialer();
-    let tcp = dialer.tcp(&endpoint.host, endpoint.port).await?;
+    let tcp = dialer.stream(&endpoint.host, endpoint.port).await?;
     stage.store(STAGE_TLS, Ordering::SeqCst);
     dialer
         .postgres_tls_on(tcp, &endpoint.host, endpoint.port)
