@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::aws::Aws;
 use crate::connect::Connector;
 use crate::endpoint::Endpoint;
 use crate::engine::Engine;
@@ -275,49 +276,147 @@ pub struct Findings {
 
 /// Run the eight steps for `target`.
 pub async fn diagnose(target: &Target, connector: &Connector, strict: bool) -> Report {
-    let mut report = Report {
-        schema_version: SCHEMA_VERSION,
-        target: Subject {
-            kind: match &target.selector {
-                Selector::Proxy(_) => "proxy",
-                Selector::Cluster { reader: false, .. } => "cluster-writer",
-                Selector::Cluster { reader: true, .. } => "cluster-reader",
-                Selector::Instance(_) => "instance",
-                Selector::Host(_) => "host",
+    let live = Live { target, connector };
+    let report = Report::about(target, connector);
+    run(&live, target, report, connector.via.is_some(), strict).await
+}
+
+/// Each step's work, apart from their order and the rules for skipping
+/// (which [`run`] holds, and its tests check with scripted steps).
+pub(crate) trait Checks {
+    /// What step 5 hands step 6.
+    type Stream;
+    /// What step 7 hands step 8.
+    type Session;
+    async fn credentials(&self, found: &mut Findings) -> (Step, Option<Aws>);
+    async fn identity(&self, aws: &Aws, found: &mut Findings) -> Step;
+    async fn target(&self, aws: &Aws, found: &mut Findings) -> (Step, Option<Endpoint>);
+    fn policy(&self, endpoint: &Endpoint, aws: &Aws, found: &mut Findings) -> Step;
+    async fn network(&self, endpoint: &Endpoint) -> (Step, Option<Self::Stream>);
+    async fn tls(&self, stream: Self::Stream, endpoint: &Endpoint) -> Step;
+    async fn login(&self, resolved: &Resolved, found: &Findings) -> (Step, Option<Self::Session>);
+    async fn inside(&self, resolved: &Resolved, session: Self::Session) -> Step;
+}
+
+/// The steps against the real world.
+struct Live<'a> {
+    target: &'a Target,
+    connector: &'a Connector,
+}
+
+/// What step 7 hands step 8, by engine.
+enum Session {
+    Postgres(login::LoggedIn),
+    Mysql(crate::mysql::wire::Session),
+}
+
+impl Checks for Live<'_> {
+    type Stream = tokio::net::TcpStream;
+    type Session = Session;
+
+    async fn credentials(&self, found: &mut Findings) -> (Step, Option<Aws>) {
+        creds::credentials(self.target, found).await
+    }
+
+    async fn identity(&self, aws: &Aws, found: &mut Findings) -> Step {
+        creds::identity(aws, found).await
+    }
+
+    async fn target(&self, aws: &Aws, found: &mut Findings) -> (Step, Option<Endpoint>) {
+        target::target(aws, self.target, found).await
+    }
+
+    fn policy(&self, endpoint: &Endpoint, aws: &Aws, found: &mut Findings) -> Step {
+        target::policy(endpoint, aws, self.target, found)
+    }
+
+    async fn network(&self, endpoint: &Endpoint) -> (Step, Option<Self::Stream>) {
+        net::network(endpoint, self.connector).await
+    }
+
+    async fn tls(&self, stream: Self::Stream, endpoint: &Endpoint) -> Step {
+        net::tls(stream, endpoint, self.connector).await
+    }
+
+    async fn login(&self, resolved: &Resolved, found: &Findings) -> (Step, Option<Session>) {
+        if resolved.endpoint.family == Engine::Mysql {
+            let (step, session) = mysql::login(resolved, self.connector, found).await;
+            (step, session.map(Session::Mysql))
+        } else {
+            let (step, session) = login::login(resolved, self.connector, found).await;
+            (step, session.map(Session::Postgres))
+        }
+    }
+
+    async fn inside(&self, resolved: &Resolved, session: Session) -> Step {
+        match session {
+            Session::Postgres(logged_in) => {
+                login::inside(resolved, logged_in, self.connector.timeout).await
             }
-            .to_owned(),
-            name: match &target.selector {
-                Selector::Proxy(n) | Selector::Instance(n) | Selector::Host(n) => n.clone(),
-                Selector::Cluster { id, .. } => id.clone(),
+            Session::Mysql(session) => {
+                mysql::inside(resolved, session, self.connector.timeout).await
+            }
+        }
+    }
+}
+
+impl Report {
+    /// An empty report about `target`.
+    fn about(target: &Target, connector: &Connector) -> Report {
+        Report {
+            schema_version: SCHEMA_VERSION,
+            target: Subject {
+                kind: match &target.selector {
+                    Selector::Proxy(_) => "proxy",
+                    Selector::Cluster { reader: false, .. } => "cluster-writer",
+                    Selector::Cluster { reader: true, .. } => "cluster-reader",
+                    Selector::Instance(_) => "instance",
+                    Selector::Host(_) => "host",
+                }
+                .to_owned(),
+                name: match &target.selector {
+                    Selector::Proxy(n) | Selector::Instance(n) | Selector::Host(n) => n.clone(),
+                    Selector::Cluster { id, .. } => id.clone(),
+                },
+                user: target.user.clone(),
+                dbname: target.dbname.clone(),
+                via: connector.via.as_ref().map(ToString::to_string),
+                sslmode: connector.sslmode.as_str().to_owned(),
+                ..Subject::default()
             },
-            user: target.user.clone(),
-            dbname: target.dbname.clone(),
-            via: connector.via.as_ref().map(ToString::to_string),
-            sslmode: connector.sslmode.as_str().to_owned(),
-            ..Subject::default()
-        },
-        steps: Vec::new(),
-        failures: 0,
-        warnings: 0,
-        exit_code: 0,
-    };
+            steps: Vec::new(),
+            failures: 0,
+            warnings: 0,
+            exit_code: 0,
+        }
+    }
+}
+
+/// The eight steps in order: a step that needs a failed (or skipped) one
+/// is skipped saying which; every other step runs, so one run names every
+/// problem.
+async fn run<C: Checks>(
+    checks: &C,
+    target: &Target,
+    mut report: Report,
+    tunnelled: bool,
+    strict: bool,
+) -> Report {
     let mut found = Findings::default();
 
-    // 1. Credentials.
+    // 1. Credentials, 2. Identity.
     let started = Instant::now();
-    let (step, aws) = creds::credentials(target, &mut found).await;
+    let (step, aws) = checks.credentials(&mut found).await;
     push(&mut report, step, started);
     report.target.region = aws.as_ref().map(|a| a.region.clone());
-
-    // 2. Identity.
     let started = Instant::now();
     let step = match &aws {
-        Some(aws) => creds::identity(aws, &mut found).await,
+        Some(aws) => checks.identity(aws, &mut found).await,
         None => Step::new(2, "identity").skip("needs credentials (step 1)"),
     };
     push(&mut report, step, started);
 
-    // 3. Target.
+    // 3. Target, 4. Policy.
     let started = Instant::now();
     let (step, endpoint) = match (&target.selector, &aws) {
         (Selector::Host(host), _) => (
@@ -330,7 +429,7 @@ pub async fn diagnose(target: &Target, connector: &Connector, strict: bool) -> R
                 target.engine.unwrap_or_default(),
             )),
         ),
-        (_, Some(aws)) => target::target(aws, target, &mut found).await,
+        (_, Some(aws)) => checks.target(aws, &mut found).await,
         (_, None) => (
             Step::new(3, "target").skip("needs credentials for the RDS API (step 1)"),
             None,
@@ -341,11 +440,9 @@ pub async fn diagnose(target: &Target, connector: &Connector, strict: bool) -> R
         report.target.host = Some(endpoint.host.clone());
         report.target.port = Some(endpoint.port);
     }
-
-    // 4. Policy.
     let started = Instant::now();
     let step = match (&endpoint, &aws) {
-        (Some(endpoint), Some(aws)) => target::policy(endpoint, aws, target, &mut found),
+        (Some(endpoint), Some(aws)) => checks.policy(endpoint, aws, &mut found),
         (Some(_), None) => Step::new(4, "policy").skip("needs the region (step 1)"),
         (None, _) => Step::new(4, "policy").skip("needs the target (step 3)"),
     };
@@ -361,20 +458,19 @@ pub async fn diagnose(target: &Target, connector: &Connector, strict: bool) -> R
         return report.finish(strict);
     };
     let started = Instant::now();
-    let (step, stream) = net::network(&endpoint, connector).await;
+    let (step, stream) = checks.network(&endpoint).await;
     let private = step.details.get("private") == Some(&Value::Bool(true));
     push(&mut report, step, started);
-    let not_postgres = found.postgres == Some(false);
+    let not_served = found.postgres == Some(false);
+    const NOT_SERVED: &str = "the target is neither PostgreSQL nor MySQL (step 3)";
     let started = Instant::now();
     let step = match stream {
-        _ if not_postgres => {
-            Step::new(6, "tls").skip("the target is neither PostgreSQL nor MySQL (step 3)")
-        }
-        Some(stream) => net::tls(stream, &endpoint, connector).await,
+        _ if not_served => Step::new(6, "tls").skip(NOT_SERVED),
+        Some(stream) => checks.tls(stream, &endpoint).await,
         None => Step::new(6, "tls").skip("needs a TCP connection (step 5)"),
     };
     let tls_ok = !step.is(Status::Fail) && !step.is(Status::Skip);
-    let step = if !tls_ok && private && connector.via.is_none() {
+    let step = if !tls_ok && private && !tunnelled {
         // A private address answered, but not as the database: from outside
         // the VPC that is a middlebox (a corporate proxy, a captive portal).
         net::tunnel_advice(step, &endpoint)
@@ -391,10 +487,7 @@ pub async fn diagnose(target: &Target, connector: &Connector, strict: bool) -> R
         endpoint: endpoint.clone(),
     });
     let (step, session) = match &resolved {
-        _ if not_postgres => (
-            Step::new(7, "login").skip("the target is neither PostgreSQL nor MySQL (step 3)"),
-            None,
-        ),
+        _ if not_served => (Step::new(7, "login").skip(NOT_SERVED), None),
         None => (
             Step::new(7, "login").skip("needs credentials to sign a token (step 1)"),
             None,
@@ -403,35 +496,17 @@ pub async fn diagnose(target: &Target, connector: &Connector, strict: bool) -> R
             Step::new(7, "login").skip("needs a TLS connection (step 6)"),
             None,
         ),
-        Some(resolved) if resolved.endpoint.family == Engine::Mysql => {
-            let (step, session) = mysql::login(resolved, connector, &found).await;
-            (step, session.map(Session::Mysql))
-        }
-        Some(resolved) => {
-            let (step, session) = login::login(resolved, connector, &found).await;
-            (step, session.map(Session::Postgres))
-        }
+        Some(resolved) => checks.login(resolved, &found).await,
     };
     let login_ok = !step.is(Status::Fail) && !step.is(Status::Skip);
     push(&mut report, step, started);
     let started = Instant::now();
     let step = match (&resolved, session) {
-        (Some(resolved), Some(Session::Postgres(logged_in))) if login_ok => {
-            login::inside(resolved, logged_in, connector.timeout).await
-        }
-        (Some(resolved), Some(Session::Mysql(session))) if login_ok => {
-            mysql::inside(resolved, session, connector.timeout).await
-        }
+        (Some(resolved), Some(session)) if login_ok => checks.inside(resolved, session).await,
         _ => Step::new(8, "inside").skip("needs a login (step 7)"),
     };
     push(&mut report, step, started);
     report.finish(strict)
-}
-
-/// What step 7 hands step 8, by engine.
-enum Session {
-    Postgres(login::LoggedIn),
-    Mysql(crate::mysql::wire::Session),
 }
 
 fn push(report: &mut Report, mut step: Step, started: Instant) {
@@ -470,6 +545,240 @@ pub fn rfc3339(at: std::time::SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::AwsSettings;
+    use std::cell::RefCell;
+
+    /// Steps that pass, or fail when named in `fail`, and say which ran.
+    #[derive(Default)]
+    struct Scripted {
+        fail: &'static [&'static str],
+        /// What step 3 says of the engine (`Some(false)`: not one we serve).
+        served: Option<bool>,
+        /// Step 5 reached a private address.
+        private: bool,
+        ran: RefCell<Vec<&'static str>>,
+    }
+
+    impl Scripted {
+        fn step(&self, n: u8, name: &'static str, kind: Kind) -> Step {
+            self.ran.borrow_mut().push(name);
+            let step = Step::new(n, name);
+            if self.fail.contains(&name) {
+                step.fail(kind, format!("{name} failed"))
+            } else {
+                step.ok(format!("{name} fine"))
+            }
+        }
+
+        fn passed(&self, name: &str) -> bool {
+            !self.fail.contains(&name)
+        }
+    }
+
+    impl Checks for Scripted {
+        type Stream = ();
+        type Session = ();
+
+        async fn credentials(&self, _: &mut Findings) -> (Step, Option<Aws>) {
+            let step = self.step(1, "credentials", Kind::Aws);
+            let creds = aws_credential_types::Credentials::new("AKIAEXAMPLE", "s", None, None, "t");
+            (
+                step,
+                self.passed("credentials")
+                    .then(|| Aws::for_tests(creds, None)),
+            )
+        }
+
+        async fn identity(&self, _: &Aws, _: &mut Findings) -> Step {
+            self.step(2, "identity", Kind::Aws)
+        }
+
+        async fn target(&self, _: &Aws, found: &mut Findings) -> (Step, Option<Endpoint>) {
+            found.postgres = self.served;
+            let step = self.step(3, "target", Kind::Aws);
+            let endpoint = Endpoint::host("db.example", Some(5432), Engine::Postgres);
+            (step, self.passed("target").then_some(endpoint))
+        }
+
+        fn policy(&self, _: &Endpoint, _: &Aws, _: &mut Findings) -> Step {
+            self.step(4, "policy", Kind::Aws)
+        }
+
+        async fn network(&self, _: &Endpoint) -> (Step, Option<()>) {
+            let step = self
+                .step(5, "network", Kind::Network)
+                .detail("private", self.private);
+            (step, self.passed("network").then_some(()))
+        }
+
+        async fn tls(&self, (): (), _: &Endpoint) -> Step {
+            self.step(6, "tls", Kind::Network)
+        }
+
+        async fn login(&self, _: &Resolved, _: &Findings) -> (Step, Option<()>) {
+            (
+                self.step(7, "login", Kind::Login),
+                self.passed("login").then_some(()),
+            )
+        }
+
+        async fn inside(&self, _: &Resolved, (): ()) -> Step {
+            self.step(8, "inside", Kind::Expectation)
+        }
+    }
+
+    fn proxy_target() -> Target {
+        Target {
+            selector: Selector::Proxy("app-proxy".into()),
+            port: None,
+            engine: None,
+            user: "app".into(),
+            dbname: None,
+            aws: AwsSettings::default(),
+        }
+    }
+
+    /// Run `checks` and give back (each step's status label, exit code).
+    fn diagnosed(checks: &Scripted, target: &Target, tunnelled: bool) -> (Report, String) {
+        let report = Report {
+            schema_version: SCHEMA_VERSION,
+            target: Subject::default(),
+            steps: Vec::new(),
+            failures: 0,
+            warnings: 0,
+            exit_code: 0,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let report = runtime.block_on(run(checks, target, report, tunnelled, false));
+        let statuses = report
+            .steps
+            .iter()
+            .map(|s| s.status.label())
+            .collect::<Vec<_>>()
+            .join(" ");
+        (report, statuses)
+    }
+
+    fn skip_reason(report: &Report, n: u8) -> &str {
+        &report.steps[usize::from(n) - 1].found
+    }
+
+    #[test]
+    fn every_step_runs_in_order_when_all_pass() {
+        let checks = Scripted::default();
+        let (report, statuses) = diagnosed(&checks, &proxy_target(), false);
+        assert_eq!(statuses, "ok ok ok ok ok ok ok ok");
+        assert_eq!(
+            *checks.ran.borrow(),
+            [
+                "credentials",
+                "identity",
+                "target",
+                "policy",
+                "network",
+                "tls",
+                "login",
+                "inside"
+            ]
+        );
+        assert_eq!(report.exit_code, 0);
+        assert_eq!(report.target.host.as_deref(), Some("db.example"));
+    }
+
+    #[test]
+    fn without_credentials_only_what_needs_none_runs() {
+        let checks = Scripted {
+            fail: &["credentials"],
+            ..Scripted::default()
+        };
+        let (report, statuses) = diagnosed(&checks, &proxy_target(), false);
+        assert_eq!(statuses, "FAIL skip skip skip skip skip skip skip");
+        assert_eq!(*checks.ran.borrow(), ["credentials"]);
+        assert_eq!(
+            skip_reason(&report, 3),
+            "needs credentials for the RDS API (step 1)"
+        );
+        assert_eq!(skip_reason(&report, 5), "needs the target (step 3)");
+        assert_eq!(report.exit_code, 3);
+
+        // A --host target needs no API: the network and TLS are still checked.
+        let checks = Scripted {
+            fail: &["credentials"],
+            ..Scripted::default()
+        };
+        let host = Target {
+            selector: Selector::Host("db.example".into()),
+            ..proxy_target()
+        };
+        let (report, statuses) = diagnosed(&checks, &host, false);
+        assert_eq!(statuses, "FAIL skip skip skip ok ok skip skip");
+        assert_eq!(*checks.ran.borrow(), ["credentials", "network", "tls"]);
+        assert!(skip_reason(&report, 3).starts_with("--host: no RDS API call"));
+        assert_eq!(skip_reason(&report, 4), "needs the region (step 1)");
+        assert_eq!(
+            skip_reason(&report, 7),
+            "needs credentials to sign a token (step 1)"
+        );
+    }
+
+    #[test]
+    fn a_failed_network_skips_what_needs_it_and_keeps_the_rest() {
+        let checks = Scripted {
+            fail: &["network", "policy"],
+            ..Scripted::default()
+        };
+        let (report, statuses) = diagnosed(&checks, &proxy_target(), false);
+        assert_eq!(statuses, "ok ok ok FAIL FAIL skip skip skip");
+        assert_eq!(skip_reason(&report, 6), "needs a TCP connection (step 5)");
+        assert_eq!(skip_reason(&report, 7), "needs a TLS connection (step 6)");
+        assert_eq!(skip_reason(&report, 8), "needs a login (step 7)");
+        // The first failure's code: the policy's (3), not the network's (4).
+        assert_eq!((report.exit_code, report.failures), (3, 2));
+    }
+
+    #[test]
+    fn a_tls_failure_on_a_private_address_gets_tunnel_advice_unless_tunnelled() {
+        for (tunnelled, advised) in [(false, true), (true, false)] {
+            let checks = Scripted {
+                fail: &["tls"],
+                private: true,
+                ..Scripted::default()
+            };
+            let (report, statuses) = diagnosed(&checks, &proxy_target(), tunnelled);
+            assert_eq!(statuses, "ok ok ok ok ok FAIL skip skip");
+            let next = report.steps[5].next.join("\n");
+            assert_eq!(
+                next.contains("--via"),
+                advised,
+                "tunnelled {tunnelled}: {next}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_engine_rdsiam_does_not_serve_skips_tls_and_login() {
+        let checks = Scripted {
+            served: Some(false),
+            ..Scripted::default()
+        };
+        let (report, statuses) = diagnosed(&checks, &proxy_target(), false);
+        assert_eq!(statuses, "ok ok ok ok ok skip skip skip");
+        assert!(skip_reason(&report, 6).contains("neither PostgreSQL nor MySQL"));
+        assert!(skip_reason(&report, 7).contains("neither PostgreSQL nor MySQL"));
+    }
+
+    #[test]
+    fn a_refused_login_skips_inside_and_exits_5() {
+        let checks = Scripted {
+            fail: &["login"],
+            ..Scripted::default()
+        };
+        let (report, statuses) = diagnosed(&checks, &proxy_target(), false);
+        assert_eq!(statuses, "ok ok ok ok ok ok FAIL skip");
+        assert_eq!(report.exit_code, 5);
+    }
 
     #[test]
     fn keys_are_masked() {
