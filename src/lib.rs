@@ -21,6 +21,7 @@ pub mod error;
 pub mod explain;
 pub mod files;
 pub mod flags;
+pub mod frames;
 pub mod hardening;
 pub mod mysql;
 pub mod output;

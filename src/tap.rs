@@ -6,12 +6,13 @@
 //! prints them.
 //!
 //! tokio-postgres keeps all three to itself, so [`Tap`] wraps the TLS
-//! stream it reads from: the bytes go through untouched, while a small
-//! framer follows message boundaries and keeps only the few small message
+//! stream it reads from: the bytes go through untouched, while the one
+//! framer ([`crate::frames`]) follows message boundaries and keeps only the few small message
 //! kinds above (decoded with `postgres-protocol`); data rows are skipped
 //! without a copy.
 
 use std::io;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -22,6 +23,8 @@ use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::Message;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, TlsConnect, TlsStream};
+
+use crate::frames::{Frame, Frames};
 
 /// The largest message body kept for decoding; a bigger notice is skipped.
 const MAX_KEPT: usize = 1 << 20;
@@ -168,63 +171,41 @@ pub fn notice_text(fields: &[(u8, String)]) -> String {
     out
 }
 
-/// Follows message boundaries in the server's byte stream.
+/// Follows message boundaries in the server's byte stream ([`Frames`])
+/// and keeps the bodies of the few small messages [`Watch`] reads.
 #[derive(Default)]
 struct Framer {
-    head: [u8; 5],
-    head_len: usize,
-    /// Body bytes still to come for the current message.
-    remaining: usize,
+    frames: Frames,
     keep: bool,
     body: Vec<u8>,
 }
 
 impl Framer {
-    fn feed(&mut self, mut data: &[u8], watch: &Watch) {
-        while !data.is_empty() {
-            if self.head_len < 5 {
-                let n = (5 - self.head_len).min(data.len());
-                self.head[self.head_len..self.head_len + n].copy_from_slice(&data[..n]);
-                self.head_len += n;
-                data = &data[n..];
-                if self.head_len == 5 {
-                    let len = u32::from_be_bytes([
-                        self.head[1],
-                        self.head[2],
-                        self.head[3],
-                        self.head[4],
-                    ]) as usize;
-                    self.remaining = len.saturating_sub(4);
-                    if self.head[0] == b'E' {
+    fn feed(&mut self, data: &[u8], watch: &Watch) {
+        let Framer { frames, keep, body } = self;
+        frames.feed(data, |frame| {
+            match frame {
+                Frame::Begin(tag) => {
+                    if tag == b'E' {
                         watch.error_pending.store(true, Ordering::Relaxed);
                     }
-                    self.keep =
-                        matches!(self.head[0], b'Z' | b'S' | b'N') && self.remaining <= MAX_KEPT;
-                    self.body.clear();
-                    if self.remaining == 0 {
-                        self.finish(watch);
+                    *keep = matches!(tag, b'Z' | b'S' | b'N');
+                    body.clear();
+                }
+                Frame::Body(part) if *keep => {
+                    if body.len() + part.len() > MAX_KEPT {
+                        *keep = false;
+                        *body = Vec::new();
+                    } else {
+                        body.extend_from_slice(part);
                     }
                 }
-                continue;
+                Frame::Body(_) => {}
+                Frame::End(tag) if *keep => watch.message(tag, body),
+                Frame::End(_) => {}
             }
-            let n = self.remaining.min(data.len());
-            if self.keep {
-                self.body.extend_from_slice(&data[..n]);
-            }
-            self.remaining -= n;
-            data = &data[n..];
-            if self.remaining == 0 {
-                self.finish(watch);
-            }
-        }
-    }
-
-    fn finish(&mut self, watch: &Watch) {
-        if self.keep {
-            watch.message(self.head[0], &self.body);
-        }
-        self.head_len = 0;
-        self.keep = false;
+            ControlFlow::Continue(())
+        });
     }
 }
 

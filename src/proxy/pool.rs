@@ -22,6 +22,7 @@
 //! termination, a failover's cut) — closes the session instead.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::upstream::ServerStream;
 use super::wire::{self, MAX_LOGIN_MESSAGE};
+use crate::frames::{self, Frame, Frames};
 
 /// The pool's settings.
 #[derive(Clone, Copy, Debug)]
@@ -100,7 +102,7 @@ impl Session {
     pub fn new(server: ServerStream, greeting: &[u8]) -> Session {
         let mut status = Vec::new();
         let mut backend = None;
-        for (tag, body) in messages(greeting) {
+        for (tag, body) in frames::messages(greeting) {
             match tag {
                 b'S' => {
                     if let Some((name, value)) = parameter_status(body) {
@@ -340,38 +342,12 @@ fn parameter_status(body: &[u8]) -> Option<(String, String)> {
     Some((name, value))
 }
 
-/// Whole messages in `bytes`: (tag, body).
-fn messages(mut bytes: &[u8]) -> Vec<(u8, &[u8])> {
-    let mut out = Vec::new();
-    while bytes.len() >= 5 {
-        let len = i32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-        let Some(end) = usize::try_from(len).ok().and_then(|l| l.checked_add(1)) else {
-            break;
-        };
-        if end < 5 || end > bytes.len() {
-            break;
-        }
-        out.push((bytes[0], &bytes[5..end]));
-        bytes = &bytes[end..];
-    }
-    out
-}
-
-/// Where a stream of messages is, across reads: the relay's view of each
-/// direction, kept without buffering whole messages.
+/// The relay's view of the server's stream: where its messages are, and
+/// the first body byte of the current one (ReadyForQuery's status).
 #[derive(Default)]
 struct Framer {
-    /// Header bytes seen of the message starting now (0..5).
-    header: [u8; 5],
-    have: usize,
-    /// Body bytes of the current message still to come.
-    remaining: usize,
-    /// The current message's tag, once its header is complete.
-    tag: u8,
-    /// The first body byte of the current message, for ReadyForQuery.
+    frames: Frames,
     first_body: Option<u8>,
-    /// The current ParameterStatus body, collected (capped).
-    collected: Vec<u8>,
 }
 
 /// What the relay learned of the session.
@@ -429,7 +405,7 @@ where
         let (mut client_read, mut client_write) = tokio::io::split(client);
         let (mut server_read, mut server_write) = tokio::io::split(&mut session.server);
         let to_server = async {
-            let mut framer = Framer::default();
+            let mut framer = Frames::default();
             let mut buf = vec![0u8; buffer];
             loop {
                 let n = client_read.read(&mut buf).await?;
@@ -464,13 +440,9 @@ where
         }
     };
     let framer = from_server.into_inner().unwrap_or_else(|e| e.into_inner());
-    session.unread = if framer.have == 5 {
-        framer.remaining
-    } else {
-        0
-    };
+    session.unread = framer.frames.unread();
     // A header cut in two can't be skipped by count: not reusable.
-    if framer.have != 0 && framer.have != 5 {
+    if framer.frames.mid_header() {
         track.status.store(b'?', Relaxed);
     }
     end
@@ -478,78 +450,49 @@ where
 
 /// Walks client bytes: counts Query/Sync/FunctionCall; stops at Terminate.
 /// Returns how many bytes to forward and whether Terminate was found.
-fn client_bytes(f: &mut Framer, mut bytes: &[u8], track: &Track) -> (usize, bool) {
-    let total = bytes.len();
-    while !bytes.is_empty() {
-        if f.remaining == 0 && f.have == 5 {
-            f.have = 0;
-        }
-        if f.have < 5 {
-            if f.have == 0 && bytes[0] == b'X' {
-                return (total - bytes.len(), true);
-            }
-            let take = (5 - f.have).min(bytes.len());
-            f.header[f.have..f.have + take].copy_from_slice(&bytes[..take]);
-            f.have += take;
-            bytes = &bytes[take..];
-            if f.have == 5 {
-                f.tag = f.header[0];
-                let len = i32::from_be_bytes([f.header[1], f.header[2], f.header[3], f.header[4]]);
-                f.remaining = usize::try_from(len).unwrap_or(4).saturating_sub(4);
-                if matches!(f.tag, b'Q' | b'S' | b'F') {
+fn client_bytes(frames: &mut Frames, bytes: &[u8], track: &Track) -> (usize, bool) {
+    let mut terminated = false;
+    let forward = frames.feed(bytes, |frame| {
+        if let Frame::Begin(tag) = frame {
+            match tag {
+                b'X' => {
+                    terminated = true;
+                    return ControlFlow::Break(());
+                }
+                b'Q' | b'F' => {
                     track.pending.fetch_add(1, Relaxed);
                 }
-                match f.tag {
-                    b'S' => track.unsynced.store(0, Relaxed),
-                    b'P' | b'B' | b'E' | b'D' | b'C' | b'H' => track.unsynced.store(1, Relaxed),
-                    _ => {}
+                b'S' => {
+                    track.pending.fetch_add(1, Relaxed);
+                    track.unsynced.store(0, Relaxed);
                 }
+                b'P' | b'B' | b'E' | b'D' | b'C' | b'H' => track.unsynced.store(1, Relaxed),
+                _ => {}
             }
-            continue;
         }
-        let take = f.remaining.min(bytes.len());
-        f.remaining -= take;
-        bytes = &bytes[take..];
-    }
-    (total, false)
+        ControlFlow::Continue(())
+    });
+    (forward, terminated)
 }
 
-/// Walks server bytes: ReadyForQuery's status and ParameterStatus values.
-fn server_bytes(f: &mut Framer, mut bytes: &[u8], track: &Track) {
-    while !bytes.is_empty() {
-        if f.remaining == 0 && f.have == 5 {
-            f.have = 0;
-        }
-        if f.have < 5 {
-            let take = (5 - f.have).min(bytes.len());
-            f.header[f.have..f.have + take].copy_from_slice(&bytes[..take]);
-            f.have += take;
-            bytes = &bytes[take..];
-            if f.have == 5 {
-                f.tag = f.header[0];
-                let len = i32::from_be_bytes([f.header[1], f.header[2], f.header[3], f.header[4]]);
-                f.remaining = usize::try_from(len).unwrap_or(4).saturating_sub(4);
-                f.first_body = None;
-                f.collected.clear();
+/// Walks server bytes: each ReadyForQuery's status.
+fn server_bytes(f: &mut Framer, bytes: &[u8], track: &Track) {
+    let Framer { frames, first_body } = f;
+    frames.feed(bytes, |frame| {
+        match frame {
+            Frame::Begin(_) => *first_body = None,
+            Frame::Body(part) if first_body.is_none() => *first_body = part.first().copied(),
+            Frame::Body(_) => {}
+            Frame::End(b'Z') => {
+                track.status.store(first_body.unwrap_or(b'?'), Relaxed);
+                let _ = track
+                    .pending
+                    .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
             }
-            continue;
+            Frame::End(_) => {}
         }
-        let take = f.remaining.min(bytes.len());
-        if f.first_body.is_none() && take > 0 {
-            f.first_body = Some(bytes[0]);
-        }
-        if f.tag == b'S' && f.collected.len() + take <= 64 * 1024 {
-            f.collected.extend_from_slice(&bytes[..take]);
-        }
-        f.remaining -= take;
-        bytes = &bytes[take..];
-        if f.remaining == 0 && f.tag == b'Z' {
-            track.status.store(f.first_body.unwrap_or(b'?'), Relaxed);
-            let _ = track
-                .pending
-                .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
-        }
-    }
+        ControlFlow::Continue(())
+    });
 }
 
 #[cfg(test)]
@@ -566,7 +509,7 @@ mod tests {
     #[test]
     fn client_terminate_is_found_at_a_boundary_only_and_queries_counted() {
         let track = Track::default();
-        let mut f = Framer::default();
+        let mut f = Frames::default();
         // A query whose text holds an `X`, split mid-header, then Terminate.
         let mut bytes = msg(b'Q', b"select 'X'\0");
         bytes.extend(msg(b'X', b""));
@@ -582,7 +525,7 @@ mod tests {
     fn an_unsynced_extended_query_is_not_a_clean_end() {
         let track = Track::default();
         track.status.store(b'I', Relaxed);
-        let mut f = Framer::default();
+        let mut f = Frames::default();
         // Parse, Bind, Execute without Sync, then Terminate.
         let mut bytes = msg(b'P', b"\0select 1\0\0\0");
         bytes.extend(msg(b'B', b"\0\0\0\0\0\0\0\0"));
@@ -593,7 +536,7 @@ mod tests {
         assert!(!track.clean(&End::Terminate));
         // With its Sync answered, it is.
         let track = Track::default();
-        let mut f = Framer::default();
+        let mut f = Frames::default();
         let mut bytes = msg(b'P', b"\0select 1\0\0\0");
         bytes.extend(msg(b'S', b""));
         client_bytes(&mut f, &bytes, &track);

@@ -409,28 +409,23 @@ async fn attempt_staged(
 /// `SELECT pg_is_in_recovery()`. `Some(why)` when it is.
 async fn read_only(server: &mut ServerStream, greeting: &[u8]) -> Option<String> {
     let mut reported = false;
-    let mut rest = greeting;
-    while rest.len() >= 5 {
-        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-        let Some(message) = rest.get(..len + 1) else {
-            break;
-        };
-        if message[0] == b'S' {
-            let mut parts = message[5..].split(|b| *b == 0);
-            let (name, value) = (
-                parts.next().unwrap_or_default(),
-                parts.next().unwrap_or_default(),
-            );
-            match (name, value) {
-                (b"in_hot_standby", b"on") => return Some("in_hot_standby=on".into()),
-                (b"default_transaction_read_only", b"on") => {
-                    return Some("default_transaction_read_only=on".into());
-                }
-                (b"in_hot_standby", _) => reported = true,
-                _ => {}
-            }
+    for (tag, body) in crate::frames::messages(greeting) {
+        if tag != b'S' {
+            continue;
         }
-        rest = &rest[len + 1..];
+        let mut parts = body.split(|b| *b == 0);
+        let (name, value) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        match (name, value) {
+            (b"in_hot_standby", b"on") => return Some("in_hot_standby=on".into()),
+            (b"default_transaction_read_only", b"on") => {
+                return Some("default_transaction_read_only=on".into());
+            }
+            (b"in_hot_standby", _) => reported = true,
+            _ => {}
+        }
     }
     if reported {
         return None;

@@ -289,21 +289,10 @@ pub async fn read_message<S: AsyncRead + Unpin>(
 /// The BackendKeyData (pid, secret key) among whole server messages: the
 /// key a cancel for this session must carry.
 pub fn backend_key(messages: &[u8]) -> Option<(i32, Vec<u8>)> {
-    let mut rest = messages;
-    while rest.len() >= 5 {
-        let len = i32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]);
-        let end = usize::try_from(len).ok()?.checked_add(1)?;
-        if end < 5 || end > rest.len() {
-            return None;
-        }
-        if rest[0] == b'K' && end >= 9 {
-            let body = &rest[5..end];
-            let pid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-            return Some((pid, body[4..].to_vec()));
-        }
-        rest = &rest[end..];
-    }
-    None
+    let (_, body) =
+        crate::frames::messages(messages).find(|(tag, body)| *tag == b'K' && body.len() >= 4)?;
+    let pid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+    Some((pid, body[4..].to_vec()))
 }
 
 /// The protocol 3.0 code, for tests and the upstream startup.

@@ -18,7 +18,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("token", &[]),
     ("credproc", &[]),
     ("child", &[]),
-    ("tap", &["output"]),
+    ("frames", &[]),
+    ("tap", &["frames", "output"]),
     ("error", &["output"]),
     ("engine", &["error"]),
     ("ca", &["error", "files"]),
@@ -62,8 +63,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "proxy",
         &[
-            "aws", "ca", "connect", "dial", "endpoint", "engine", "error", "mysql", "output",
-            "session", "tls", "token",
+            "aws", "ca", "connect", "dial", "endpoint", "engine", "error", "frames", "mysql",
+            "output", "session", "tls", "token",
         ],
     ),
     ("cli", &["config", "engine", "error", "output", "tls"]),
