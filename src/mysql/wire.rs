@@ -630,38 +630,7 @@ pub async fn login(
         .hint("IAM logins need MySQL 5.6 or later, or MariaDB 10.2 or later")
         .into());
     }
-    let ours = LONG_PASSWORD
-        | LONG_FLAG
-        | PROTOCOL_41
-        | SSL
-        | TRANSACTIONS
-        | SECURE_CONNECTION
-        | PLUGIN_AUTH
-        | PLUGIN_AUTH_LENENC_DATA;
-    let (caps, charset) = match how.client {
-        None => (ours | (greeting.capabilities & CONNECT_ATTRS), CHARSET),
-        // A proxied client: its capabilities, as far as the server has them.
-        Some((client, charset, _)) => {
-            // Only what changes the protocol after the login must match.
-            let after_login = PROTOCOL_41
-                | 1 << 16 // MULTI_STATEMENTS
-                | 1 << 17 // MULTI_RESULTS
-                | 1 << 18 // PS_MULTI_RESULTS
-                | 1 << 23 // SESSION_TRACK
-                | 1 << 24; // DEPRECATE_EOF
-            let missing = client & !greeting.capabilities & after_login;
-            if missing != 0 {
-                return Err(Failure::network(format!(
-                    "the server at {}:{} (MySQL {}) lacks capabilities the client was offered (flags {missing:#x})",
-                    endpoint.host, endpoint.port, greeting.version
-                ))
-                .hint("the server is older than MySQL 5.7 / MariaDB 10.2: connect to it directly")
-                .into());
-            }
-            let carried = client & greeting.capabilities & !(CONNECT_WITH_DB | COMPRESS);
-            (ours | carried, charset)
-        }
-    };
+    let (caps, charset) = capabilities(how, &greeting, resolved)?;
     // No CONNECT_WITH_DB: MariaDB servers (10.11 at least) look for the
     // database two bytes early when the auth data's length takes three bytes,
     // as a token's always does, and answer "Bad handshake". COM_INIT_DB after
@@ -672,28 +641,14 @@ pub async fn login(
     let seq = plain.seq;
 
     stage.set("waiting for TLS at");
-    let config = crate::tls::client_config(connector.sslmode, &connector.roots)?;
     let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone()).map_err(|_| {
         Failure::usage(format!(
             "`{}` is not a host name TLS can verify",
             endpoint.host
         ))
     })?;
-    let tls: TlsStream<TcpStream> = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, plain.stream)
-        .await
-        .map_err(|err| wire(WireError::Io(err)))?;
-    let (_, state) = tls.get_ref();
-    let tls_version = state
-        .protocol_version()
-        .and_then(|v| v.as_str())
-        .unwrap_or("TLS")
-        .replace("TLSv1_", "TLSv1.");
-    let tls_cipher = state
-        .negotiated_cipher_suite()
-        .and_then(|s| s.suite().as_str())
-        .unwrap_or("?")
-        .to_owned();
+    let (tls, tls_version, tls_cipher) =
+        upgrade(connector, name, plain.stream).await.map_err(wire)?;
     let mut packets: Packets<Box<dyn Stream>> = Packets {
         stream: Box::new(tls),
         seq,
@@ -711,35 +666,10 @@ pub async fn login(
             )
         }
     };
-    let mut secret = token.as_bytes().to_vec();
-    secret.push(0);
-    let mut out = head;
-    out.extend_from_slice(user.as_bytes());
-    out.push(0);
-    put_lenenc(&mut out, secret.len());
-    out.extend_from_slice(&secret);
-    out.extend_from_slice(CLEAR_PASSWORD.as_bytes());
-    out.push(0);
-    if caps & CONNECT_ATTRS != 0 {
-        let mut attrs = Vec::new();
-        match how.client {
-            Some((_, _, theirs)) => attrs.extend_from_slice(theirs),
-            None => {
-                for (k, v) in [("program_name", "rdsiam"), ("_client_name", "rdsiam")] {
-                    put_lenenc(&mut attrs, k.len());
-                    attrs.extend_from_slice(k.as_bytes());
-                    put_lenenc(&mut attrs, v.len());
-                    attrs.extend_from_slice(v.as_bytes());
-                }
-            }
-        }
-        put_lenenc(&mut out, attrs.len());
-        out.extend_from_slice(&attrs);
-    }
+    let mut out = handshake_response(head, user, token, caps, how);
     packets.write(&out).await.map_err(wire)?;
-    // Wipe our copies of the token once sent.
+    // Wipe our copy of the token once sent.
     out.fill(0);
-    secret.fill(0);
     let ok = loop {
         let reply = packets.read().await.map_err(wire)?;
         match reply.first() {
@@ -779,6 +709,104 @@ pub async fn login(
         tls_version,
         tls_cipher,
     })
+}
+
+/// The capabilities and character set rdsiam logs in with: its own, or a
+/// proxied client's as far as the server has them.
+fn capabilities(how: &Login<'_>, greeting: &Greeting, resolved: &Resolved) -> Result<(u32, u8)> {
+    let endpoint = &resolved.endpoint;
+    let ours = LONG_PASSWORD
+        | LONG_FLAG
+        | PROTOCOL_41
+        | SSL
+        | TRANSACTIONS
+        | SECURE_CONNECTION
+        | PLUGIN_AUTH
+        | PLUGIN_AUTH_LENENC_DATA;
+    Ok(match how.client {
+        None => (ours | (greeting.capabilities & CONNECT_ATTRS), CHARSET),
+        // A proxied client: its capabilities, as far as the server has them.
+        Some((client, charset, _)) => {
+            // Only what changes the protocol after the login must match.
+            let after_login = PROTOCOL_41
+                | 1 << 16 // MULTI_STATEMENTS
+                | 1 << 17 // MULTI_RESULTS
+                | 1 << 18 // PS_MULTI_RESULTS
+                | 1 << 23 // SESSION_TRACK
+                | 1 << 24; // DEPRECATE_EOF
+            let missing = client & !greeting.capabilities & after_login;
+            if missing != 0 {
+                return Err(Failure::network(format!(
+                    "the server at {}:{} (MySQL {}) lacks capabilities the client was offered (flags {missing:#x})",
+                    endpoint.host, endpoint.port, greeting.version
+                ))
+                .hint("the server is older than MySQL 5.7 / MariaDB 10.2: connect to it directly")
+                .into());
+            }
+            let carried = client & greeting.capabilities & !(CONNECT_WITH_DB | COMPRESS);
+            (ours | carried, charset)
+        }
+    })
+}
+
+/// TLS on the connection the SSLRequest went over, verified with the one
+/// dialer's settings; the version and cipher agreed, for `check`.
+async fn upgrade(
+    connector: &Connector,
+    name: rustls::pki_types::ServerName<'static>,
+    tcp: TcpStream,
+) -> std::result::Result<(TlsStream<TcpStream>, String, String), WireError> {
+    let tls = tokio_rustls::TlsConnector::from(connector.tls_config())
+        .connect(name, tcp)
+        .await
+        .map_err(WireError::Io)?;
+    let (_, state) = tls.get_ref();
+    let version = state
+        .protocol_version()
+        .and_then(|v| v.as_str())
+        .unwrap_or("TLS")
+        .replace("TLSv1_", "TLSv1.");
+    let cipher = state
+        .negotiated_cipher_suite()
+        .and_then(|s| s.suite().as_str())
+        .unwrap_or("?")
+        .to_owned();
+    Ok((tls, version, cipher))
+}
+
+/// The HandshakeResponse after the SSLRequest `head`: the user, the token
+/// as `mysql_clear_password`'s data, and the connection attributes.
+fn handshake_response(
+    mut out: Vec<u8>,
+    user: &str,
+    token: &str,
+    caps: u32,
+    how: &Login<'_>,
+) -> Vec<u8> {
+    out.extend_from_slice(user.as_bytes());
+    out.push(0);
+    put_lenenc(&mut out, token.len() + 1);
+    out.extend_from_slice(token.as_bytes());
+    out.push(0);
+    out.extend_from_slice(CLEAR_PASSWORD.as_bytes());
+    out.push(0);
+    if caps & CONNECT_ATTRS != 0 {
+        let mut attrs = Vec::new();
+        match how.client {
+            Some((_, _, theirs)) => attrs.extend_from_slice(theirs),
+            None => {
+                for (k, v) in [("program_name", "rdsiam"), ("_client_name", "rdsiam")] {
+                    put_lenenc(&mut attrs, k.len());
+                    attrs.extend_from_slice(k.as_bytes());
+                    put_lenenc(&mut attrs, v.len());
+                    attrs.extend_from_slice(v.as_bytes());
+                }
+            }
+        }
+        put_lenenc(&mut out, attrs.len());
+        out.extend_from_slice(&attrs);
+    }
+    out
 }
 
 /// The server asked for a plugin other than the cleartext one: the user is
