@@ -62,7 +62,22 @@ def rss_kib(pid):
 
 
 def cpu_secs(pid):
-    """User + system CPU seconds of a process so far."""
+    """User + system CPU seconds of a process so far: the scheduler's
+    nanosecond count summed over its threads (/proc/PID/stat counts in 10 ms
+    ticks, too coarse for a few seconds of a proxy)."""
+    total, seen = 0, False
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                    total += int(f.read().split()[0])
+                    seen = True
+            except (OSError, ValueError, IndexError):
+                pass
+    except OSError:
+        pass
+    if seen:
+        return total / 1e9
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -155,6 +170,9 @@ async def idle_memory(rdsiam, n):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rdsiam", required=True)
+    # Another rdsiam (say, main's before a change): its proxies run in the
+    # same rounds, interleaved, and a before/after table is added.
+    ap.add_argument("--baseline")
     a = ap.parse_args()
     rdsiam = a.rdsiam
     secs = int(os.environ.get("BENCH_SECONDS", "5"))
@@ -202,6 +220,19 @@ def main():
         [rdsiam, "proxy", "--host", "localhost", "--port", str(pg_port), "-U", USER, "-d", DB,
          "--listen", f"127.0.0.1:{q_pg}", "--http-address", f"127.0.0.1:{hq_pg}", *pool],
         env=env_pg, stdout=subprocess.DEVNULL, stderr=open(os.path.join(logs, "pg-pool.log"), "w")))
+
+    baseline_ports = {}
+    if a.baseline:
+        for server, extra in (("gate", []), ("plain", []), ("gate", pool), ("plain", pool)):
+            port, http = free_port(), free_port()
+            where = TARGET if server == "gate" else ["--host", "localhost", "--port", str(pg_port), "-U", USER]
+            procs.append(subprocess.Popen(
+                [a.baseline, "proxy", *where, "-d", DB, "--listen", f"127.0.0.1:{port}",
+                 "--http-address", f"127.0.0.1:{http}", *extra],
+                env=os.environ if server == "gate" else env_pg, stdout=subprocess.DEVNULL,
+                stderr=open(os.path.join(logs, f"baseline-{server}{'-pool' if extra else ''}.log"), "w")))
+            tool = "baseline --pool" if extra else "baseline proxy"
+            baseline_ports[(server, tool)] = (port, procs[-1].pid)
 
     # pgbouncer refuses to run as root; it runs as postgres from a dir it can read.
     bdir = tempfile.mkdtemp(prefix="bench-pgbouncer-")
@@ -257,7 +288,8 @@ pidfile = {bdir}/pgbouncer.pid
     atexit.register(cleanup)
     for port, what in ((p_gate, "rdsiam proxy (gate)"), (p_pg, "rdsiam proxy (plain)"),
                        (q_gate, "rdsiam proxy --pool (gate)"), (q_pg, "rdsiam proxy --pool (plain)"),
-                       (p_bnc, "pgbouncer")):
+                       (p_bnc, "pgbouncer"),
+                       *((port, f"baseline {key}") for key, (port, _) in baseline_ports.items())):
         wait_port(port, what, logs)
 
     local = "sslmode=disable"
@@ -276,6 +308,9 @@ pidfile = {bdir}/pgbouncer.pid
     proxy_pid = {("gate", "rdsiam proxy"): procs[0].pid, ("plain", "rdsiam proxy"): procs[1].pid,
                  ("gate", "rdsiam --pool"): procs[2].pid, ("plain", "rdsiam --pool"): procs[3].pid,
                  ("gate", "pgbouncer"): None, ("plain", "pgbouncer"): None}
+    for key, (port, pid) in baseline_ports.items():
+        configs[key] = (f"host=127.0.0.1 port={port} user={USER} dbname={DB} {local}", False)
+        proxy_pid[key] = pid
     results, cpu = {}, {}
     order = list(configs)
     for rnd in range(rounds):
@@ -292,7 +327,7 @@ pidfile = {bdir}/pgbouncer.pid
                 cpu0, t0 = (cpu_secs(pid), time.time()) if pid else (0, 0)
                 r = pgbench(conninfo, clients, secs, each, tok if needs_token else None)
                 results.setdefault((key, clients, each), []).append(r)
-                if key[1] in ("pgbouncer", "rdsiam --pool"):
+                if key[1] in ("pgbouncer", "rdsiam --pool", "baseline --pool"):
                     time.sleep(2)  # its idle server connections close (server_idle_timeout)
                 if pid:
                     cpu.setdefault((key, clients, each), []).append(
@@ -330,6 +365,27 @@ pidfile = {bdir}/pgbouncer.pid
             label = f"{clients}{' -C' if each else ''}"
             print(f"{server:6} {label:>8}  {cells[0]:>20}  {cells[1]:>20}  {cells[2]:>20}  {cells[3]:>20}  "
                   f"{tps['rdsiam proxy'] / tps['direct']:11.0%}  {tps['rdsiam --pool'] / tps['pgbouncer']:13.0%}")
+    def cpu_per_txn(server, tool, clients, each):
+        # The proxy's CPU share of the run over its transactions: less
+        # noisy than tps on a shared machine.
+        share = med(cpu[((server, tool), clients, each)])
+        tps = med([r[0] for r in results[((server, tool), clients, each)]])
+        return share / tps * 1e6 if tps else float("nan")
+
+    if a.baseline:
+        print(f"\nbefore/after, same rounds: baseline {a.baseline} vs {rdsiam} (tps, medians)")
+        print(f"{'server':6} {'clients':>8}  {'baseline proxy':>15}  {'proxy':>9}  {'after/before':>12}"
+              f"  {'baseline --pool':>15}  {'--pool':>9}  {'after/before':>12}  proxy CPU µs/txn before -> after")
+        for server in ("gate", "plain"):
+            for clients, each in modes:
+                t = {tool: med([r[0] for r in results[((server, tool), clients, each)]])
+                     for tool in ("baseline proxy", "rdsiam proxy", "baseline --pool", "rdsiam --pool")}
+                label = f"{clients}{' -C' if each else ''}"
+                print(f"{server:6} {label:>8}  {t['baseline proxy']:15.0f}  {t['rdsiam proxy']:9.0f}  "
+                      f"{t['rdsiam proxy'] / t['baseline proxy']:12.0%}  {t['baseline --pool']:15.0f}  "
+                      f"{t['rdsiam --pool']:9.0f}  {t['rdsiam --pool'] / t['baseline --pool']:12.0%}  "
+                      f"{cpu_per_txn(server, 'baseline proxy', clients, each):8.1f} -> "
+                      f"{cpu_per_txn(server, 'rdsiam proxy', clients, each):.1f}")
     print()
     for server in ("gate", "plain"):
         if 1 in counts:

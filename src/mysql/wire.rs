@@ -680,7 +680,7 @@ pub async fn login(
                 let mut c = Cursor { data: &reply[1..] };
                 let plugin = String::from_utf8_lossy(c.nul_str().unwrap_or(c.data)).into_owned();
                 if plugin != CLEAR_PASSWORD {
-                    return Err(not_iam_user(resolved, &plugin).into());
+                    return Err(not_iam_user(login_user, &plugin).into());
                 }
                 let mut again = token.as_bytes().to_vec();
                 again.push(0);
@@ -688,7 +688,7 @@ pub async fn login(
                 again.fill(0);
             }
             _ => {
-                return Err(not_iam_user(resolved, "an unknown plugin").into());
+                return Err(not_iam_user(login_user, "an unknown plugin").into());
             }
         }
     };
@@ -811,8 +811,7 @@ fn handshake_response(
 
 /// The server asked for a plugin other than the cleartext one: the user is
 /// not an IAM user (native or caching_sha2 passwords), so no token can work.
-fn not_iam_user(resolved: &Resolved, plugin: &str) -> Failure {
-    let user = &resolved.target.user;
+fn not_iam_user(user: &str, plugin: &str) -> Failure {
     Failure::new(
         Kind::Login,
         format!(
