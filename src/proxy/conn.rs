@@ -365,64 +365,85 @@ where
     drop(hello);
 
     let (outcome, reason, relayed) = match pooled_key(&shared.pool, up, user, database, &params) {
-        // Pooled: a relay that sees message boundaries, then the session
-        // reset and kept, or closed.
-        Some((pool, pool_key)) => {
-            shared.metrics.pool.in_use.inc();
-            let track = Track::default();
-            let relay = pool::relay(client, &mut session, &track, RELAY_BUFFER);
-            let (outcome, reason, end) = tokio::select! {
-                r = relay => match r {
-                    Ok(end) => (Outcome::Ok, None, Some(end)),
-                    Err(err) => (Outcome::Broken, Some(err.to_string()), None),
-                },
-                () = shared.hard_stop.cancelled() => {
-                    (Outcome::Shutdown, Some("closed at the end of the drain".into()), None)
-                }
-            };
-            shared.metrics.pool.in_use.dec();
-            let relayed = (
-                track.to_server.load(std::sync::atomic::Ordering::Relaxed),
-                track.to_client.load(std::sync::atomic::Ordering::Relaxed),
-            );
-            if let Some(end) = end
-                && track.clean(&end)
-                && !shared.stop.is_cancelled()
-            {
-                if !pool.give_back(pool_key, session).await {
-                    shared.metrics.pool.resets_failed.inc();
-                }
-                shared.metrics.pool.idle.set(pool.idle() as i64);
-            }
-            (outcome, reason, relayed)
-        }
-        None => {
-            // Counted as they go, so a relay that breaks still reports what it moved.
-            let mut client = Counted::new(client);
-            let mut server = Counted::new(&mut session.server);
-            let relay = tokio::io::copy_bidirectional_with_sizes(
-                &mut client,
-                &mut server,
-                RELAY_BUFFER,
-                RELAY_BUFFER,
-            );
-            let (outcome, reason) = tokio::select! {
-                r = relay => match r {
-                    Ok(_) => (Outcome::Ok, None),
-                    // One side went away abruptly: over either way, but not a clean end.
-                    Err(err) => (Outcome::Broken, Some(err.to_string())),
-                },
-                () = shared.hard_stop.cancelled() => {
-                    (Outcome::Shutdown, Some("closed at the end of the drain".into()))
-                }
-            };
-            (outcome, reason, (server.written, client.written))
-        }
+        Some((pool, pool_key)) => relay_pooled(client, session, pool, pool_key, shared).await,
+        None => relay_plain(client, &mut session, shared).await,
     };
     if let Some((pid, key)) = key {
         shared.cancels.forget(pid, key);
     }
     (outcome, relayed, reason)
+}
+
+/// Pooled: a relay that sees message boundaries, then the session reset
+/// and kept, or closed. (outcome, reason, bytes to server and to client)
+async fn relay_pooled<S>(
+    client: &mut S,
+    mut session: Session,
+    pool: &Pool,
+    pool_key: Key,
+    shared: &Shared,
+) -> (Outcome, Option<String>, (u64, u64))
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    shared.metrics.pool.in_use.inc();
+    let track = Track::default();
+    let relay = pool::relay(client, &mut session, &track, RELAY_BUFFER);
+    let (outcome, reason, end) = tokio::select! {
+        r = relay => match r {
+            Ok(end) => (Outcome::Ok, None, Some(end)),
+            Err(err) => (Outcome::Broken, Some(err.to_string()), None),
+        },
+        () = shared.hard_stop.cancelled() => {
+            (Outcome::Shutdown, Some("closed at the end of the drain".into()), None)
+        }
+    };
+    shared.metrics.pool.in_use.dec();
+    let relayed = (
+        track.to_server.load(std::sync::atomic::Ordering::Relaxed),
+        track.to_client.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    if let Some(end) = end
+        && track.clean(&end)
+        && !shared.stop.is_cancelled()
+    {
+        if !pool.give_back(pool_key, session).await {
+            shared.metrics.pool.resets_failed.inc();
+        }
+        shared.metrics.pool.idle.set(pool.idle() as i64);
+    }
+    (outcome, reason, relayed)
+}
+
+/// Unpooled: the two streams spliced until either side ends.
+async fn relay_plain<S>(
+    client: &mut S,
+    session: &mut Session,
+    shared: &Shared,
+) -> (Outcome, Option<String>, (u64, u64))
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Counted as they go, so a relay that breaks still reports what it moved.
+    let mut client = Counted::new(client);
+    let mut server = Counted::new(&mut session.server);
+    let relay = tokio::io::copy_bidirectional_with_sizes(
+        &mut client,
+        &mut server,
+        RELAY_BUFFER,
+        RELAY_BUFFER,
+    );
+    let (outcome, reason) = tokio::select! {
+        r = relay => match r {
+            Ok(_) => (Outcome::Ok, None),
+            // One side went away abruptly: over either way, but not a clean end.
+            Err(err) => (Outcome::Broken, Some(err.to_string())),
+        },
+        () = shared.hard_stop.cancelled() => {
+            (Outcome::Shutdown, Some("closed at the end of the drain".into()))
+        }
+    };
+    (outcome, reason, (server.written, client.written))
 }
 
 /// The pool and this client's key in it, when pooling is on.

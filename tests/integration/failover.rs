@@ -301,11 +301,7 @@ fn a_refused_token_is_dropped_and_the_login_retried_once() {
         Some(1.0),
         "{text}"
     );
-    assert!(
-        proxy.stderr().contains("token-dropped"),
-        "{}",
-        proxy.stderr()
-    );
+    proxy.wait_log("token-dropped");
 
     // Refused for good: the client gets the causes; after three, the count answers.
     gate.revoke_signed_before(gate.now() + 100_000);

@@ -73,20 +73,6 @@ fn outcome(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
-/// Wait up to 20 s for the proxy's stderr to contain `text`.
-#[track_caller]
-fn wait_log(proxy: &Proxy, text: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let log = proxy.stderr();
-        if log.contains(text) {
-            return log;
-        }
-        assert!(Instant::now() < deadline, "no `{text}` in the log:\n{log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 // Raw protocol, for the clients psql won't play.
 
 fn packet(code: i32, rest: &[u8]) -> Vec<u8> {
@@ -238,7 +224,7 @@ fn another_account_is_refused_unless_allowed_and_refusals_are_counted() {
     );
     assert!(err.contains("its owner, uid 0 (root)"), "{err}");
     assert!(err.contains("--allow-user 'nobody'"), "{err}");
-    let log = wait_log(&proxy, "refused client=127.0.0.1:");
+    let log = proxy.wait_log("refused client=127.0.0.1:");
     assert!(log.contains("uid=65534 reason=uid"), "{log}");
     // Nothing reached the database, and the owner still gets in.
     assert!(gate.events().is_empty(), "{:?}", gate.events());
@@ -338,7 +324,7 @@ fn without_the_socket_tables_tcp_is_refused_and_the_unix_socket_serves() {
         }
     }
     let proxy = Proxy::start(hidden, 2);
-    let log = wait_log(&proxy, "can't be known here");
+    let log = proxy.wait_log("can't be known here");
     assert!(log.contains("TCP clients will be refused"), "{log}");
     let (code, _, err) =
         outcome(psql(&env).args([&conninfo(port, "iamuserapp"), "-XtAc", "select 1"]));
@@ -483,7 +469,7 @@ fn a_client_that_never_sends_its_startup_holds_no_slot_and_is_closed() {
         );
         assert_eq!(s.read(&mut [0u8; 1]).unwrap(), 0);
     }
-    let log = wait_log(&proxy, "reason=startup_timeout");
+    let log = proxy.wait_log("reason=startup_timeout");
     assert_eq!(log.matches("reason=startup_timeout").count(), 2, "{log}");
 }
 
@@ -546,7 +532,7 @@ fn hostile_first_packets_each_get_a_fatal_and_a_log_line() {
         message.contains("replication connections are not relayed"),
         "{message}"
     );
-    let log = wait_log(&proxy, "outcome=rejected");
+    let log = proxy.wait_log("outcome=rejected");
     assert_eq!(log.matches("reason=bad_startup").count(), 5, "{log}");
     assert!(
         log.contains("replication connections are not relayed"),
@@ -698,7 +684,7 @@ fn cancels_with_keys_that_are_not_ours_never_dial() {
         s.write_all(&packet(80_877_102, &key)).unwrap();
         assert_eq!(s.read(&mut [0u8; 16]).unwrap(), 0);
     }
-    let log = wait_log(&proxy, "not one of this proxy's sessions");
+    let log = proxy.wait_log("not one of this proxy's sessions");
     assert!(log.contains("dropped, not sent"), "{log}");
     let (_, metrics) = http_get(http, "/metrics");
     assert_eq!(
@@ -735,7 +721,7 @@ fn a_broken_relay_counts_the_bytes_it_moved() {
         "select repeat('x', 1000) from generate_series(1, 10000)",
     ]));
     assert_eq!(code, 2, "{err}");
-    let log = wait_log(&proxy, "outcome=broken");
+    let log = proxy.wait_log("outcome=broken");
     let close = log.lines().find(|l| l.contains("outcome=broken")).unwrap();
     let to_client: u64 = close
         .split_whitespace()
