@@ -14,26 +14,32 @@ use crate::support::{Env, REGION, expect, run};
 /// `rdsiam run --host localhost --port <gate> -U iamuserapp -d app … -- COMMAND`,
 /// with a private TMPDIR so the socket directory can be checked afterwards.
 fn run_cmd(env: &Env, gate: &Gate, command: &[&str]) -> Command {
+    gate_cmd(env, gate, &["run"], command)
+}
+
+/// `rdsiam SUBCOMMAND… --host localhost --port <gate> -U iamuserapp -d app
+/// --region … --ca-bundle … -- ARGS`, with a private TMPDIR.
+fn gate_cmd(env: &Env, gate: &Gate, subcommand: &[&str], command: &[&str]) -> Command {
     let tmp = tmpdir(env);
     let mut cmd = env.cmd();
-    cmd.args([
-        "run",
-        "--host",
-        "localhost",
-        "--port",
-        &gate.port().to_string(),
-        "-U",
-        "iamuserapp",
-        "-d",
-        "app",
-        "--region",
-        REGION,
-    ])
-    .arg("--ca-bundle")
-    .arg(ca_file(env, gate))
-    .env("TMPDIR", &tmp)
-    .arg("--")
-    .args(command);
+    cmd.args(subcommand)
+        .args([
+            "--host",
+            "localhost",
+            "--port",
+            &gate.port().to_string(),
+            "-U",
+            "iamuserapp",
+            "-d",
+            "app",
+            "--region",
+            REGION,
+        ])
+        .arg("--ca-bundle")
+        .arg(ca_file(env, gate))
+        .env("TMPDIR", &tmp)
+        .arg("--")
+        .args(command);
     cmd
 }
 
@@ -361,35 +367,13 @@ fn libpq_variables_that_break_the_private_hop_are_not_inherited() {
 fn psql_long_runs_psql_behind_the_private_proxy() {
     let env = Env::new();
     let gate = gate();
-    let tmp = tmpdir(&env);
-    let mut cmd = env.cmd();
-    cmd.args([
-        "psql",
-        "--long",
-        "--host",
-        "localhost",
-        "--port",
-        &gate.port().to_string(),
-        "-U",
-        "iamuserapp",
-        "-d",
-        "app",
-        "--region",
-        REGION,
-        "--psql",
-        &psql(),
-    ])
-    .arg("--ca-bundle")
-    .arg(ca_file(&env, &gate))
-    .env("TMPDIR", &tmp)
-    .args([
-        "--",
-        "-XtA",
-        "-c",
-        "select current_user",
-        "-c",
-        "\\conninfo",
-    ]);
+    let psql = psql();
+    let mut cmd = gate_cmd(
+        &env,
+        &gate,
+        &["psql", "--long", "--psql", &psql],
+        &["-XtA", "-c", "select current_user", "-c", "\\conninfo"],
+    );
     let out = expect(&mut cmd, 0);
     // As the role, through the private proxy's Unix socket.
     assert!(out.stdout.starts_with("iamuserapp\n"), "{}", out.stdout);
