@@ -310,6 +310,52 @@ fn conninfo_value(value: &str) -> String {
     }
 }
 
+/// Session pooling resets with DISCARD ALL, which MySQL has no equal of
+/// here yet: say so rather than silently not pooling.
+fn refuse_pool_for_mysql(pool: bool, upstreams: &[Arc<Upstream>]) -> Result<()> {
+    if pool
+        && let Some(up) = upstreams
+            .iter()
+            .find(|u| u.resolved.endpoint.family == crate::engine::Engine::Mysql)
+    {
+        return Err(Failure::usage(format!(
+            "--pool is for PostgreSQL targets; {} is MySQL/MariaDB",
+            up.name
+        ))
+        .hint("drop --pool for this target (each client then gets its own upstream login)")
+        .into());
+    }
+    Ok(())
+}
+
+/// Each target's TCP listener (when it has an address) and Unix socket
+/// (under --unix-socket, named for its port).
+async fn bind_listeners(
+    upstreams: &[Arc<Upstream>],
+    addrs: &[Option<SocketAddr>],
+    base_port: u16,
+    plan: &ListenPlan,
+) -> Result<Vec<Listener>> {
+    let mut listeners = Vec::new();
+    for (i, up) in upstreams.iter().enumerate() {
+        let port = addrs[i].map_or(base_port + i as u16, |a| a.port());
+        if let Some(addr) = addrs[i] {
+            listeners.push(Listener {
+                listen: Listen::Tcp(proxy::bind_tcp(addr).await?),
+                target: i,
+            });
+        }
+        if let Some(dir) = &plan.unix_dir {
+            let (l, path) = proxy::bind_unix(dir, port, up.resolved.endpoint.family)?;
+            listeners.push(Listener {
+                listen: Listen::Unix(l, path),
+                target: i,
+            });
+        }
+    }
+    Ok(listeners)
+}
+
 async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) -> Result<u8> {
     let pool = pool_config(&args.pool);
     // Installed first: a signal during start-up stops the proxy once it has started.
@@ -369,39 +415,10 @@ async fn serve(args: ProxyArgs, plan: ListenPlan, names: Vec<Option<String>>) ->
         _ = sigterm.recv() => return Ok(143),
         _ = sigint.recv() => return Ok(130),
     };
-    // Session pooling resets with DISCARD ALL, which MySQL has no equal of
-    // here yet: say so rather than silently not pooling.
-    if pool.is_some()
-        && let Some(up) = upstreams
-            .iter()
-            .find(|u| u.resolved.endpoint.family == crate::engine::Engine::Mysql)
-    {
-        return Err(Failure::usage(format!(
-            "--pool is for PostgreSQL targets; {} is MySQL/MariaDB",
-            up.name
-        ))
-        .hint("drop --pool for this target (each client then gets its own upstream login)")
-        .into());
-    }
+    refuse_pool_for_mysql(pool.is_some(), &upstreams)?;
     crate::proxy::limits::raise_fd_limit(plan.max_connections);
 
-    let mut listeners = Vec::new();
-    for (i, _) in upstreams.iter().enumerate() {
-        let port = addrs[i].map_or(base_port + i as u16, |a| a.port());
-        if let Some(addr) = addrs[i] {
-            listeners.push(Listener {
-                listen: Listen::Tcp(proxy::bind_tcp(addr).await?),
-                target: i,
-            });
-        }
-        if let Some(dir) = &plan.unix_dir {
-            let (l, path) = proxy::bind_unix(dir, port, upstreams[i].resolved.endpoint.family)?;
-            listeners.push(Listener {
-                listen: Listen::Unix(l, path),
-                target: i,
-            });
-        }
-    }
+    let listeners = bind_listeners(&upstreams, &addrs, base_port, &plan).await?;
     let http = match plan.http {
         Some(addr) => Some(proxy::bind_tcp(addr).await?),
         None => None,
