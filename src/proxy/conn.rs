@@ -424,9 +424,26 @@ async fn relay_plain<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    // Counted as they go, so a relay that breaks still reports what it moved.
+    splice(client, &mut session.server, shared, |_| false).await
+}
+
+/// Copy both ways until either side ends or the drain runs out, counting
+/// bytes as they go (so a relay that breaks still reports what it moved).
+/// `clean_end` says whether an error still ends the session cleanly (a
+/// MySQL client after COM_QUIT). (outcome, reason, bytes to server and to
+/// client)
+pub(super) async fn splice<C, S>(
+    client: C,
+    server: S,
+    shared: &Shared,
+    clean_end: impl Fn(&C) -> bool,
+) -> (Outcome, Option<String>, (u64, u64))
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut client = Counted::new(client);
-    let mut server = Counted::new(&mut session.server);
+    let mut server = Counted::new(server);
     let relay = tokio::io::copy_bidirectional_with_sizes(
         &mut client,
         &mut server,
@@ -436,6 +453,7 @@ where
     let (outcome, reason) = tokio::select! {
         r = relay => match r {
             Ok(_) => (Outcome::Ok, None),
+            Err(_) if clean_end(client.inner()) => (Outcome::Ok, None),
             // One side went away abruptly: over either way, but not a clean end.
             Err(err) => (Outcome::Broken, Some(err.to_string())),
         },

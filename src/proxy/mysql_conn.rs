@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::admit::Who;
-use super::conn::{Counted, RELAY_BUFFER, STARTUP_DEADLINE, log_refused, shell_arg};
+use super::conn::{STARTUP_DEADLINE, log_refused, shell_arg};
 use super::log::Value;
 use super::metrics::Outcome;
 use super::{Shared, Upstream, upstream};
@@ -235,30 +235,15 @@ where
         .login_seconds
         .observe(login_started.elapsed().as_secs_f64());
 
-    let mut server = Counted::new(session.into_stream());
-    let mut client = Counted::new(QuitWatch {
+    // After COM_QUIT servers just close (no TLS close_notify) and clients
+    // may reset: a clean end all the same.
+    let watched = QuitWatch {
         inner: client,
         quit: false,
-    });
-    let relay = tokio::io::copy_bidirectional_with_sizes(
-        &mut client,
-        &mut server,
-        RELAY_BUFFER,
-        RELAY_BUFFER,
-    );
-    let (outcome, reason) = tokio::select! {
-        r = relay => match r {
-            Ok(_) => (Outcome::Ok, None),
-            // After COM_QUIT servers just close (no TLS close_notify) and
-            // clients may reset: a clean end all the same.
-            Err(_) if client.inner().quit => (Outcome::Ok, None),
-            Err(err) => (Outcome::Broken, Some(err.to_string())),
-        },
-        () = shared.hard_stop.cancelled() => {
-            (Outcome::Shutdown, Some("closed at the end of the drain".into()))
-        }
     };
-    (outcome, (server.written, client.written), reason)
+    let (outcome, reason, relayed) =
+        super::conn::splice(watched, session.into_stream(), shared, |c| c.quit).await;
+    (outcome, relayed, reason)
 }
 
 /// What the proxy itself refuses: over the connection cap, no user, another user.
