@@ -81,13 +81,22 @@ impl Proxy {
     /// answer), then give all of it.
     #[track_caller]
     pub fn wait_log(&self, text: &str) -> String {
+        self.wait_log_times(text, 1)
+    }
+
+    /// [`Proxy::wait_log`] for `times` occurrences of `text`.
+    #[track_caller]
+    pub fn wait_log_times(&self, text: &str, times: usize) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let log = self.stderr();
-            if log.contains(text) {
+            if log.matches(text).count() >= times {
                 return log;
             }
-            assert!(Instant::now() < deadline, "no `{text}` in the log:\n{log}");
+            assert!(
+                Instant::now() < deadline,
+                "not {times} × `{text}` in the log:\n{log}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

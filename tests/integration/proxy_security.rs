@@ -469,7 +469,7 @@ fn a_client_that_never_sends_its_startup_holds_no_slot_and_is_closed() {
         );
         assert_eq!(s.read(&mut [0u8; 1]).unwrap(), 0);
     }
-    let log = proxy.wait_log("reason=startup_timeout");
+    let log = proxy.wait_log_times("reason=startup_timeout", 2);
     assert_eq!(log.matches("reason=startup_timeout").count(), 2, "{log}");
 }
 
@@ -532,6 +532,7 @@ fn hostile_first_packets_each_get_a_fatal_and_a_log_line() {
         message.contains("replication connections are not relayed"),
         "{message}"
     );
+    proxy.wait_log_times("reason=bad_startup", 5);
     let log = proxy.wait_log("outcome=rejected");
     assert_eq!(log.matches("reason=bad_startup").count(), 5, "{log}");
     assert!(

@@ -136,16 +136,23 @@ impl Proxy {
     }
 }
 
-/// Messages up to ReadyForQuery, an ErrorResponse, or the end.
+/// Messages up to ReadyForQuery, an ErrorResponse, or the end. A proxy
+/// that answers nothing within two (paused, so instant) minutes fails the
+/// test instead of hanging it.
 async fn until_ready(client: &mut DuplexStream) -> Vec<(u8, Vec<u8>)> {
     let mut got = Vec::new();
-    while let Ok(raw) = wire::read_message(client, 1 << 20).await {
-        let tag = raw[0];
-        got.push((tag, raw[5..].to_vec()));
-        if tag == b'Z' || tag == b'E' {
-            break;
+    let read = async {
+        while let Ok(raw) = wire::read_message(client, 1 << 20).await {
+            let tag = raw[0];
+            got.push((tag, raw[5..].to_vec()));
+            if tag == b'Z' || tag == b'E' {
+                break;
+            }
         }
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(120), read)
+        .await
+        .expect("the proxy answered within 120 s");
     got
 }
 
@@ -380,7 +387,11 @@ async fn a_cancel_reaches_the_server_only_with_a_key_the_proxy_handed_out() {
         client.write_all(&request).await.expect("cancel");
         // The proxy closes the client's side once it has forwarded (or not).
         let mut rest = Vec::new();
-        let _ = tokio::io::AsyncReadExt::read_to_end(&mut client, &mut rest).await;
+        let closed = tokio::io::AsyncReadExt::read_to_end(&mut client, &mut rest);
+        tokio::time::timeout(Duration::from_secs(120), closed)
+            .await
+            .expect("the proxy closed the cancel connection within 120 s")
+            .expect("read");
         assert_eq!(db.opened() > before, reaches, "key {secret:?}");
     }
     let cancels: Vec<_> = db.seen().into_iter().filter_map(|s| s.cancel).collect();
